@@ -1,0 +1,101 @@
+"""``dnas-ee`` command line: thin wrappers around ``dnas_ee.pipeline`` and friends.
+
+    dnas-ee run --config experiments/configs/digits.py --workdir runs/digits [--config.a.b=v ...]
+    dnas-ee search|derive|retrain|evaluate ...   (one stage; later stages read the work dir)
+    dnas-ee calibrate --workdir runs/X --mode accuracy_floor --max-drop 0.5
+    dnas-ee lut build|show --config ... --accelerator edge_tpu_like
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+STAGE_COMMANDS = ("search", "derive", "retrain", "evaluate", "run")
+
+
+def _parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog="dnas-ee", description=__doc__.splitlines()[0])
+  sub = parser.add_subparsers(dest="command", required=True)
+  for name in STAGE_COMMANDS:
+    p = sub.add_parser(name, help=f"the {name} stage" if name != "run" else "all four stages")
+    p.add_argument("--config", help="experiments/configs/X.py[:arg]; defaults to the work dir's "
+                                    "config.json for stages after search")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+  cal = sub.add_parser("calibrate", help="calibrate per-exit thresholds of a retrained run")
+  cal.add_argument("--workdir", required=True)
+  cal.add_argument("--mode", choices=("accuracy_floor", "budget"), default="accuracy_floor")
+  cal.add_argument("--max-drop", type=float, default=0.5, help="accuracy_floor: points below the final exit")
+  cal.add_argument("--budget", type=float, default=0.5, help="budget: cost as a fraction of the static backbone")
+  lut = sub.add_parser("lut", help="accelerator lookup tables")
+  lut_sub = lut.add_subparsers(dest="lut_command", required=True)
+  b = lut_sub.add_parser("build")
+  b.add_argument("--config", required=True)
+  b.add_argument("--accelerator", required=True)
+  b.add_argument("--model", default="auto", choices=("auto", "zigzag", "analytic"))
+  b.add_argument("--workers", type=int, default=0)
+  b.add_argument("--output", default="")
+  s = lut_sub.add_parser("show")
+  s.add_argument("path", nargs="?", default="")
+  s.add_argument("--config", default="")
+  s.add_argument("--accelerator", default="")
+  return parser
+
+
+def _config(args, overrides):
+  from dnas_ee import config as cfg
+  if args.config:
+    config = cfg.load_config_file(args.config)
+  else:
+    path = Path(args.workdir) / "config.json"
+    if not path.exists():
+      raise cfg.ConfigError(f"--config is required: {path} does not exist yet")
+    config = cfg.config_from_json(path)
+  cfg.apply_overrides(config, overrides)
+  cfg.check_keys(config)
+  return config
+
+
+def _print_summary(summary: dict) -> None:
+  from dnas_ee.report import summary_table
+  print(summary_table(summary))
+
+
+def main(argv=None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  overrides = [a for a in argv if a.startswith("--config.")]
+  args = _parser().parse_args([a for a in argv if not a.startswith("--config.")])
+  from dnas_ee import pipeline
+  from dnas_ee.config import ConfigError
+  try:
+    if args.command in STAGE_COMMANDS:
+      config = _config(args, overrides)
+      progress = not args.no_progress
+      if args.command == "run":
+        _print_summary(pipeline.run(config, args.workdir, progress=progress))
+      elif args.command == "search":
+        pipeline.search(config, args.workdir, progress=progress)
+        print(f"search done: {Path(args.workdir) / 'search_arch.json'}")
+      elif args.command == "derive":
+        genotype = pipeline.derive(config, args.workdir)
+        print(json.dumps(genotype.to_json()["exits"], indent=1))
+      elif args.command == "retrain":
+        pipeline.retrain(config, args.workdir, progress=progress)
+      else:
+        _print_summary(pipeline.evaluate(config, args.workdir))
+    elif args.command == "calibrate":
+      from dnas_ee.exits.run_calibration import calibrate_run
+      calibrate_run(args.workdir, mode=args.mode, max_drop=args.max_drop, budget=args.budget)
+    elif args.command == "lut":
+      from dnas_ee.hw.cli import lut_command
+      lut_command(args, overrides)
+  except (ConfigError, ValueError, FileNotFoundError) as err:
+    print(f"dnas-ee: error: {err}", file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

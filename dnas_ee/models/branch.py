@@ -1,0 +1,85 @@
+"""Exit branches: a chain of slots, each a DARTS mixed op over candidate ops.
+
+Slot ``s`` quantizes its input once (shared by its candidates), runs every
+candidate, resizes each output to the next slot's resolution and zero-pads its
+channels to the branch's widest width, and mixes them with the slot's op
+probabilities. Zero channels stay zero through every later op (convs ignore
+them, pools/identity/depthwise carry no BatchNorm or bias), so at a one-hot
+mixture the slot computes exactly its chosen op. After the last slot each
+candidate's output is globally pooled before mixing; a dense classifier follows.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax.numpy as jnp
+from flax import nnx
+
+from dnas_ee.models.layers import ACTIVATIONS, ActQuant, QConv, QDense, batch_norm, pool, resize
+from dnas_ee.space.ops import OpSpec, parse_op
+from dnas_ee.space.space import BranchSpec
+
+
+class CandidateOp(nnx.Module):
+  """One candidate op of a slot (conv/dwsep carry weights; pools and identity none)."""
+
+  def __init__(self, op: OpSpec, cin: int, base_width: int, act: str, *, rngs: nnx.Rngs):
+    self.op = op
+    self.act = ACTIVATIONS[act]
+    cout = op.out_width(cin, base_width)
+    if op.kind == "conv":
+      self.conv = QConv(cin, cout, op.kernel, stride=op.stride, rngs=rngs)
+      self.bn = batch_norm(cout, rngs)
+    elif op.kind == "dwsep":
+      self.depthwise = QConv(cin, cin, op.kernel, stride=op.stride, groups=cin, rngs=rngs)
+      self.pointwise = QConv(cin, cout, 1, signed_input=True, rngs=rngs)
+      self.bn = batch_norm(cout, rngs)
+
+  def __call__(self, x, x_quantized, bits, probs, train: bool):
+    kind = self.op.kind
+    if kind == "identity":
+      return x
+    if kind in ("maxpool", "avgpool"):
+      return pool(x, kind, self.op.kernel, self.op.stride)
+    if kind == "conv":
+      y = self.conv(x_quantized, bits, probs)
+    else:
+      y = self.pointwise(self.depthwise(x_quantized, bits, probs), bits, probs)
+    return self.act(self.bn(y, use_running_average=not train))
+
+
+def _pad_channels(x, width: int):
+  extra = width - x.shape[-1]
+  return x if extra == 0 else jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, extra)])
+
+
+class ExitBranch(nnx.Module):
+  """The branch of one candidate exit position; returns logits [B, num_classes]."""
+
+  def __init__(self, spec: BranchSpec, num_classes: int, act: str, signed_features: bool, *,
+               rngs: nnx.Rngs):
+    self.spec = spec
+    width = spec.max_width()
+    self.quantizers = nnx.List()
+    self.slots = nnx.List()
+    for slot, names in enumerate(spec.slot_ops):
+      cin = spec.base_width if slot == 0 else width
+      self.quantizers.append(ActQuant(signed=signed_features))
+      self.slots.append(nnx.List([CandidateOp(parse_op(n), cin, spec.base_width, act, rngs=rngs)
+                                  for n in names]))
+    self.classifier = QDense(width, num_classes, signed_input=signed_features, rngs=rngs)
+
+  def __call__(self, x, op_probs, bits: Sequence[int], bit_probs, train: bool):
+    """``op_probs`` [depth, K]; ``bit_probs`` [num_bits]."""
+    spec, width = self.spec, self.spec.max_width()
+    x = resize(x, spec.slot_res[0])
+    for slot, candidates in enumerate(self.slots):
+      x_quantized = self.quantizers[slot](x, bits, bit_probs)
+      last = slot + 1 == spec.depth
+      outs = []
+      for op in candidates:
+        y = op(x, x_quantized, bits, bit_probs, train)
+        y = jnp.mean(y, axis=(1, 2)) if last else resize(y, spec.slot_res[slot + 1])
+        outs.append(_pad_channels(y, width))
+      x = outs[0] if len(outs) == 1 else sum(op_probs[slot, k] * y for k, y in enumerate(outs))
+    return self.classifier(x, bits, bit_probs)

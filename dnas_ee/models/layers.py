@@ -1,0 +1,93 @@
+"""Quantized layers (flax NNX) whose bit widths come from a mixture passed at call time."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from dnas_ee.quant import mix_quantized_activations, mix_quantized_weights
+
+
+class ArchParam(nnx.Variable):
+  """Architecture logits: trained on the validation split, apart from the weights."""
+
+
+ACTIVATIONS = {"relu": jax.nn.relu, "relu6": jax.nn.relu6}
+
+
+class ActQuant(nnx.Module):
+  """Per-tensor activation fake quantization with a learned clip (PACT)."""
+
+  def __init__(self, *, signed: bool, init_clip: float | None = None):
+    self.signed = signed
+    self.clip = nnx.Param(jnp.asarray(init_clip or (4.0 if signed else 6.0), jnp.float32))
+
+  def __call__(self, x, bits: Sequence[int], probs):
+    return mix_quantized_activations(x, self.clip[...], bits, probs, signed=self.signed)
+
+
+class QConv(nnx.Module):
+  """NHWC convolution (SAME padding) with fake-quantized weights and, optionally, inputs.
+
+  The weight mixture is formed before the convolution (one convolution whatever
+  the number of candidate widths; see ``dnas_ee.quant``).
+  """
+
+  def __init__(self, cin: int, cout: int, kernel: int, *, stride: int = 1, groups: int = 1,
+               signed_input: bool | None = None, rngs: nnx.Rngs):
+    fan_in = kernel * kernel * cin // groups
+    init = jax.nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
+    self.kernel = nnx.Param(init(rngs.params(), (kernel, kernel, cin // groups, cout), jnp.float32))
+    del fan_in
+    self.stride, self.groups = stride, groups
+    self.in_quant = None if signed_input is None else ActQuant(signed=signed_input)
+
+  def __call__(self, x, bits: Sequence[int], probs):
+    if self.in_quant is not None:
+      x = self.in_quant(x, bits, probs)
+    w = mix_quantized_weights(self.kernel[...], bits, probs)
+    return jax.lax.conv_general_dilated(
+        x, w, (self.stride, self.stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=self.groups)
+
+
+class QDense(nnx.Module):
+  """Dense layer with fake-quantized weights and inputs (inputs quantized unless told not)."""
+
+  def __init__(self, cin: int, cout: int, *, signed_input: bool | None, rngs: nnx.Rngs):
+    init = jax.nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal")
+    self.kernel = nnx.Param(init(rngs.params(), (cin, cout), jnp.float32))
+    self.bias = nnx.Param(jnp.zeros((cout,), jnp.float32))
+    self.in_quant = None if signed_input is None else ActQuant(signed=signed_input)
+
+  def __call__(self, x, bits: Sequence[int], probs):
+    if self.in_quant is not None:
+      x = self.in_quant(x, bits, probs)
+    return x @ mix_quantized_weights(self.kernel[...], bits, probs) + self.bias[...]
+
+
+def batch_norm(features: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
+  return nnx.BatchNorm(features, momentum=0.9, epsilon=1e-5, rngs=rngs)
+
+
+def pool(x, kind: str, kernel: int, stride: int):
+  """SAME max/average pooling (averages count padded zeros, as the LUT's ops do)."""
+  window, strides = (1, kernel, kernel, 1), (1, stride, stride, 1)
+  if kind == "maxpool":
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, strides, "SAME")
+  total = jax.lax.reduce_window(x, 0.0, jax.lax.add, window, strides, "SAME")
+  return total / (kernel * kernel)
+
+
+def resize(x, res: int):
+  """Resizes NHWC ``x`` to ``res x res``: area pooling down, nearest copy up."""
+  h = x.shape[1]
+  if h == res:
+    return x
+  if h > res:
+    f = h // res
+    return pool(x, "avgpool", f, f)
+  f = res // h
+  return jnp.repeat(jnp.repeat(x, f, axis=1), f, axis=2)

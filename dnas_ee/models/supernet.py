@@ -1,0 +1,92 @@
+"""The supernet: backbone, candidate exit branches, and the architecture logits.
+
+Weights are ``nnx.Param``, BatchNorm statistics ``nnx.BatchStat``, architecture
+logits ``ArchParam`` (their own variable type, so filters route them to their
+own optimizer). The forward pass takes the *relaxed* architecture (``ArchProbs``)
+as an argument, computed from the logits by ``relaxed_architecture``; the same
+probabilities feed the cost layer.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from dnas_ee.models.blocks import BLOCK_MODULES, Head, Stem
+from dnas_ee.models.branch import ExitBranch
+from dnas_ee.models.layers import ArchParam
+from dnas_ee.relax import Relaxation, exit_gates, mixture_probs
+from dnas_ee.space.space import SearchSpace
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchProbs:
+  """The relaxed architecture of one forward pass.
+
+  Attributes:
+    gates: [P] ``g_i``, probability that an exit is placed at each candidate position.
+    ops: [P, D, K] op mixture of each branch slot.
+    backbone_bits: [N, num_bits] bit-width mixture of each backbone block.
+    branch_bits: [P, num_bits] bit-width mixture of each branch.
+  """
+  gates: jax.Array
+  ops: jax.Array
+  backbone_bits: jax.Array
+  branch_bits: jax.Array
+
+
+jax.tree_util.register_dataclass(
+    ArchProbs, data_fields=["gates", "ops", "backbone_bits", "branch_bits"], meta_fields=[])
+
+
+class Supernet(nnx.Module):
+  """Backbone + every candidate exit branch. ``__call__`` returns a list of logits,
+  one per candidate exit followed by the final classifier."""
+
+  def __init__(self, space: SearchSpace, *, rngs: nnx.Rngs, op_logit_init_std: float = 1e-3):
+    self.space = space
+    spec = space.backbone
+    self.stem = Stem(spec, rngs=rngs)
+    self.blocks = nnx.List([
+        BLOCK_MODULES[b.kind](b, spec.activation, spec.signed_features, rngs=rngs)
+        for b in spec.blocks])
+    self.head = Head(spec, rngs=rngs)
+    self.branches = nnx.List([
+        ExitBranch(b, spec.num_classes, spec.activation, spec.signed_features, rngs=rngs)
+        for b in space.branches])
+    p, d, k, nb = len(space.branches), space.depth, space.num_ops, space.num_bits
+    self.exit_logits = ArchParam(jnp.zeros((p,), jnp.float32))
+    self.op_logits = ArchParam(op_logit_init_std * jax.random.normal(rngs.params(), (p, d, k)))
+    self.backbone_bit_logits = ArchParam(jnp.zeros((space.num_blocks, nb), jnp.float32))
+    self.branch_bit_logits = ArchParam(jnp.zeros((p, nb), jnp.float32))
+
+  def __call__(self, x, arch: ArchProbs, *, train: bool):
+    space = self.space
+    edge = (space.edge_bits,)
+    x = self.stem(x, edge, None, train)
+    logits, j = [], 0
+    for i, block in enumerate(self.blocks):
+      x = block(x, space.backbone_bits[i], arch.backbone_bits[i], train)
+      if j < len(space.branches) and space.branches[j].position == i + 1:
+        logits.append(self.branches[j](x, arch.ops[j], space.branch_bits[j], arch.branch_bits[j],
+                                       train))
+        j += 1
+    logits.append(self.head(x, edge, None, train))
+    return logits
+
+
+def relaxed_architecture(model: Supernet, relax: Relaxation,
+                         rng: jax.Array | None = None) -> ArchProbs:
+  """Turns the model's architecture logits into mixture probabilities and gates."""
+  keys = jax.random.split(rng, 4) if rng is not None else [None] * 4
+  if model.space.fixed_exits:
+    gates = jnp.ones_like(model.exit_logits[...])
+  else:
+    gates = exit_gates(model.exit_logits[...], relax, keys[0])
+  return ArchProbs(
+      gates=gates,
+      ops=mixture_probs(model.op_logits[...], relax, keys[1]),
+      backbone_bits=mixture_probs(model.backbone_bit_logits[...], relax, keys[2]),
+      branch_bits=mixture_probs(model.branch_bit_logits[...], relax, keys[3]))

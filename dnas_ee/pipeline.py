@@ -1,0 +1,306 @@
+"""The stages of a run, as library functions the CLI and the tests call.
+
+``search -> derive -> retrain -> evaluate`` (``run`` does all four). Each stage
+reads its inputs from and writes its artifacts to the work dir, and resumes:
+the search and the retraining from their latest checkpoint, the others by
+recomputing from the artifacts.
+
+Work-dir layout: ``config.json`` (resolved config), ``search_metrics.jsonl``,
+``search_arch.json`` (final architecture logits), ``genotype.json``,
+``retrain_{early_exit,static}_metrics.jsonl``, ``checkpoints/``, ``summary.json``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+from tqdm.auto import tqdm
+
+from dnas_ee.checkpoint import Checkpointer
+from dnas_ee.config import check_keys, config_from_json, save_config
+from dnas_ee.cost.discrete import discrete_exit_costs
+from dnas_ee.data import load_dataset
+from dnas_ee.exits.confidence import confidence
+from dnas_ee.models.supernet import Supernet, relaxed_architecture
+from dnas_ee.relax import Relaxation
+from dnas_ee.space.genotype import Genotype, derive_genotype, genotype_space
+from dnas_ee.train import build, loop, parallel, retrain as rt
+from dnas_ee.train.search import SearchSetup, init_search_state, jit_search_step, split_model
+
+STAGES = ("search", "derive", "retrain", "evaluate")
+NETWORKS = ("early_exit", "static")
+
+
+def _prepare(config: ml_collections.ConfigDict, workdir) -> Path:
+  check_keys(config)
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  saved = workdir / "config.json"
+  if saved.exists():
+    old = json.loads(saved.read_text())
+    new = json.loads(json.dumps(config.to_dict(), default=list))
+    if old != new:
+      changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+      print(f"note: config differs from {saved} in sections {changed}; the new one is saved")
+  save_config(config, saved)
+  return workdir
+
+
+def load_run_config(workdir) -> ml_collections.ConfigDict:
+  path = Path(workdir) / "config.json"
+  if not path.exists():
+    raise FileNotFoundError(f"{path} is missing: run `dnas-ee search --config ... --workdir {workdir}` first")
+  return config_from_json(path)
+
+
+def _progress(total: int, initial: int, desc: str, enabled: bool):
+  return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, dynamic_ncols=True,
+              leave=False)
+
+
+def search(config, workdir, *, progress: bool = True) -> dict:
+  """Searches the architecture; writes ``search_arch.json``. Resumes from checkpoints."""
+  workdir = _prepare(config, workdir)
+  data = load_dataset(config.data)
+  space = build.build_space(config, data.image_shape, data.num_classes)
+  source = build.build_cost_source(config, space)
+  spec, ctx = build.build_objective(config, space, source)
+  mesh = parallel.make_mesh(config.mesh.multi_host)
+  s = config.search
+  parallel.check_batch_size(s.batch_size, mesh, "search.batch_size")
+  model = Supernet(space, rngs=nnx.Rngs(config.seed))
+  graphdef = split_model(model)[0]
+  setup = SearchSetup(
+      graphdef=graphdef, objective=spec,
+      w_tx=build.weight_optimizer(s.w_lr, s.w_momentum, s.w_weight_decay, s.steps, s.grad_clip),
+      a_tx=build.arch_optimizer(config),
+      op_temperature=build.schedule_from(s.op_temperature, s.steps),
+      threshold_temperature=build.schedule_from(config.exits.threshold_temperature, s.steps),
+      order=s.order, unroll_lr=s.unroll_lr, warmup_steps=s.warmup_steps,
+      augment_pad=config.data.augment_pad, augment_flip=config.data.augment_flip,
+      mixture_mode=s.mixture_mode, gate_mode=s.gate_mode)
+  state = parallel.replicate(mesh, init_search_state(model, setup, config.seed))
+  ctx = parallel.replicate(mesh, ctx)
+  ckpt_dir = workdir / "checkpoints" / "search"
+  ckpt = Checkpointer(ckpt_dir, max_to_keep=s.keep_checkpoints)
+  start = ckpt.latest_step() or 0
+  if start:
+    state = ckpt.restore(state, start)
+  log = loop.MetricsLog(workdir / "search_metrics.jsonl", start)
+  step_fn = jit_search_step(setup)
+  bar = _progress(s.steps, start, "search", progress)
+  t0, last_saved = time.time(), (start or None)
+  advice = "Lower search.w_lr or search.a_lr or loss.lam, or set search.grad_clip."
+  for step in range(start, s.steps):
+    train_batch = loop.host_batch(mesh, data.train.images, data.train.labels, config.seed, step,
+                                  s.batch_size)
+    val_batch = loop.host_batch(mesh, data.val.images, data.val.labels, config.seed + 1, step,
+                                s.batch_size)
+    state, metrics = step_fn(state, train_batch, val_batch, ctx)
+    done = step + 1
+    if done % s.log_every == 0 or done == s.steps:
+      loop.check_finite(state.nonfinite_step, "search", ckpt_dir, last_saved, advice)
+      record = dict(step=done, time_s=round(time.time() - t0, 3), **loop.to_python(metrics))
+      log.write(record)
+      bar.set_postfix(loss=f"{record['loss']:.3f}", cost=f"{record['cost_ratio']:.2f}")
+    if done % s.checkpoint_every == 0 or done == s.steps:
+      loop.check_finite(state.nonfinite_step, "search", ckpt_dir, last_saved, advice)
+      ckpt.save(done, state)
+      last_saved = done
+    bar.update(1)
+  bar.close()
+  ckpt.close()
+  arch = {k: np.asarray(v).tolist() for k, v in _arch_logits(graphdef, state).items()}
+  (workdir / "search_arch.json").write_text(json.dumps(arch, indent=1))
+  return arch
+
+
+def _arch_logits(graphdef, state) -> dict:
+  model = nnx.merge(graphdef, state.params, state.arch, state.stats)
+  return dict(exit_logits=model.exit_logits[...], op_logits=model.op_logits[...],
+              backbone_bit_logits=model.backbone_bit_logits[...],
+              branch_bit_logits=model.branch_bit_logits[...])
+
+
+def derive(config, workdir) -> Genotype:
+  """Derives the discrete genotype from ``search_arch.json``; writes ``genotype.json``."""
+  workdir = Path(workdir)
+  arch_path = workdir / "search_arch.json"
+  if not arch_path.exists():
+    raise FileNotFoundError(f"{arch_path} is missing: run `dnas-ee search` on this work dir first")
+  arch = json.loads(arch_path.read_text())
+  data_shape, num_classes = _data_shape(config)
+  space = build.build_space(config, data_shape, num_classes)
+  genotype = derive_genotype(space, arch["exit_logits"], arch["op_logits"],
+                             arch["backbone_bit_logits"], arch["branch_bit_logits"],
+                             rule=config.derive.rule, top_k=config.derive.top_k)
+  genotype.save(workdir / "genotype.json")
+  return genotype
+
+
+def _data_shape(config):
+  data = load_dataset(config.data)
+  return data.image_shape, data.num_classes
+
+
+def _network_space(genotype: Genotype, which: str):
+  return genotype_space(genotype if which == "early_exit" else genotype.static)
+
+
+def _train_setup(config, space, seed: int):
+  r = config.retrain
+  model = Supernet(space, rngs=nnx.Rngs(seed))
+  tx = build.weight_optimizer(r.lr, r.momentum, r.weight_decay, r.steps, config.search.grad_clip)
+  graphdef, arch, state = rt.init_train_state(model, tx, seed)
+  weights = (r.exit_weight,) * len(space.branches) + (1.0,)
+  setup = rt.TrainSetup(graphdef, arch, tx, weights, config.data.augment_pad,
+                        config.data.augment_flip)
+  return setup, state
+
+
+def retrain(config, workdir, *, progress: bool = True, networks=NETWORKS) -> None:
+  """Trains the derived early-exit network and the static backbone from scratch (QAT)."""
+  workdir = Path(workdir)
+  genotype = Genotype.load(workdir / "genotype.json")
+  data = load_dataset(config.data)
+  images, labels = data.train.images, data.train.labels
+  if config.retrain.train_on_val:
+    images = np.concatenate([images, data.val.images])
+    labels = np.concatenate([labels, data.val.labels])
+  mesh = parallel.make_mesh(config.mesh.multi_host)
+  r = config.retrain
+  parallel.check_batch_size(r.batch_size, mesh, "retrain.batch_size")
+  for which in networks:
+    setup, state = _train_setup(config, _network_space(genotype, which), config.seed)
+    state = parallel.replicate(mesh, state)
+    ckpt_dir = workdir / "checkpoints" / f"retrain_{which}"
+    ckpt = Checkpointer(ckpt_dir, max_to_keep=config.search.keep_checkpoints)
+    start = ckpt.latest_step() or 0
+    if start:
+      state = ckpt.restore(state, start)
+    log = loop.MetricsLog(workdir / f"retrain_{which}_metrics.jsonl", start)
+    step_fn = rt.jit_train_step(setup)
+    bar = _progress(r.steps, start, f"retrain {which}", progress)
+    last_saved = start or None
+    for step in range(start, r.steps):
+      batch = loop.host_batch(mesh, images, labels, config.seed + 2, step, r.batch_size)
+      state, metrics = step_fn(state, batch)
+      done = step + 1
+      if done % config.search.log_every == 0 or done == r.steps:
+        loop.check_finite(state.nonfinite_step, f"retrain {which}", ckpt_dir, last_saved,
+                          "Lower retrain.lr.")
+        record = dict(step=done, **loop.to_python(metrics))
+        log.write(record)
+        bar.set_postfix(loss=f"{record['loss']:.3f}")
+      if done % config.search.checkpoint_every == 0 or done == r.steps:
+        loop.check_finite(state.nonfinite_step, f"retrain {which}", ckpt_dir, last_saved,
+                          "Lower retrain.lr.")
+        ckpt.save(done, state)
+        last_saved = done
+      bar.update(1)
+    bar.close()
+    ckpt.close()
+
+
+def load_trained(config, workdir, which: str):
+  """(space, setup, state) of a retrained network, from the work dir alone."""
+  workdir = Path(workdir)
+  genotype = Genotype.load(workdir / "genotype.json")
+  space = _network_space(genotype, which)
+  setup, state = _train_setup(config, space, config.seed)
+  ckpt_dir = workdir / "checkpoints" / f"retrain_{which}"
+  ckpt = Checkpointer(ckpt_dir)
+  if ckpt.latest_step() != config.retrain.steps:
+    raise FileNotFoundError(f"no final retraining checkpoint (step {config.retrain.steps}) in "
+                            f"{ckpt_dir}: run `dnas-ee retrain --workdir {workdir}` first")
+  state = ckpt.restore(state)
+  ckpt.close()
+  return space, setup, state
+
+
+def exit_logits(setup, state, images: np.ndarray, batch_size: int) -> np.ndarray:
+  """[E, N, K] logits of every exit, in inference mode."""
+  outs = [np.asarray(rt.eval_logits(setup.graphdef, state.params, setup.arch, state.stats,
+                                    jnp.asarray(images[i:i + batch_size])))
+          for i in range(0, len(images), batch_size)]
+  return np.concatenate(outs, axis=1)
+
+
+def exit_table(logits: np.ndarray, labels: np.ndarray, measure: str):
+  """(confidence [N, E], correct [N, E]) from per-exit logits."""
+  conf = np.stack([np.asarray(confidence(jnp.asarray(l), measure)) for l in logits], axis=1)
+  correct = (logits.argmax(-1) == labels[None, :]).T
+  return conf, correct
+
+
+def first_exit(conf: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+  """Index of the first exit whose confidence reaches its threshold (final always)."""
+  fires = conf[:, :-1] >= thresholds[None, :]
+  fires = np.concatenate([fires, np.ones((conf.shape[0], 1), bool)], axis=1)
+  return fires.argmax(axis=1)
+
+
+def evaluate(config, workdir) -> dict:
+  """Test-split accuracy, exit rates and expected costs; writes ``summary.json``."""
+  workdir = Path(workdir)
+  data = load_dataset(config.data)
+  summary = dict(dataset=config.data.name, genotype=Genotype.load(workdir / "genotype.json").to_json())
+  for which in NETWORKS:
+    space, setup, state = load_trained(config, workdir, which)
+    source = build.build_cost_source(config, space)
+    costs = discrete_exit_costs(space, source)            # [E, M]
+    logits = exit_logits(setup, state, data.test.images, config.evaluate.batch_size)
+    conf, correct = exit_table(logits, data.test.labels, config.exits.confidence)
+    thresholds = _thresholds(config, workdir, len(space.branches))
+    taken = first_exit(conf, thresholds)
+    rates = np.bincount(taken, minlength=space.num_exits) / len(taken)
+    expected = rates @ costs
+    entry = dict(accuracy=float(correct[np.arange(len(taken)), taken].mean()),
+                 exit_rates=rates.tolist(), thresholds=thresholds.tolist(),
+                 final_exit_accuracy=float(correct[:, -1].mean()),
+                 exit_accuracy=correct.mean(0).tolist(),
+                 exit_positions=[b.position for b in space.branches])
+    for name, value in zip(source.metrics, expected):
+      entry[name] = float(value)
+    summary[which] = entry
+  summary["macs_reduction"] = 1 - summary["early_exit"]["macs"] / summary["static"]["macs"]
+  summary["accuracy_drop_points"] = 100 * (summary["static"]["accuracy"] -
+                                           summary["early_exit"]["accuracy"])
+  (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+  return summary
+
+
+def _thresholds(config, workdir: Path, num_early: int) -> np.ndarray:
+  calibrated = workdir / "thresholds.json"
+  if calibrated.exists() and num_early:
+    values = json.loads(calibrated.read_text())["thresholds"][:num_early]
+    return np.array([np.inf if v is None else float(v) for v in values])
+  if config.evaluate.thresholds:
+    if len(config.evaluate.thresholds) != num_early:
+      raise ValueError(f"evaluate.thresholds needs {num_early} entries (one per kept exit)")
+    return np.asarray(config.evaluate.thresholds, float)
+  return np.full(num_early, config.exits.search_threshold)
+
+
+def run(config, workdir, *, progress: bool = True, stages=STAGES) -> dict | None:
+  """All stages in order; each resumes from what the work dir already holds."""
+  summary = None
+  for stage in stages:
+    if stage == "search":
+      if not (Path(workdir) / "search_arch.json").exists():
+        search(config, workdir, progress=progress)
+      else:
+        _prepare(config, workdir)
+    elif stage == "derive":
+      derive(config, workdir)
+    elif stage == "retrain":
+      retrain(config, workdir, progress=progress)
+    elif stage == "evaluate":
+      summary = evaluate(config, workdir)
+  return summary

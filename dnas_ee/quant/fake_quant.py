@@ -1,0 +1,87 @@
+"""Fake quantization: weights per output channel, activations per tensor, STE gradients.
+
+Weights use symmetric per-channel quantization with the scale taken from the
+channel's max |w| (held constant for the gradient, so the straight-through
+gradient with respect to the weights is exactly the identity). Activations use a
+learned clipping value ``clip`` per tensor (PACT, Choi et al. 2018): unsigned
+``[0, clip]`` after a ReLU, symmetric ``[-clip, clip]`` otherwise; the gradient
+reaches ``clip`` through both the clipping and the step size (as in LSQ).
+
+A bit-width mixture mixes the fake-quantized copies *before* the convolution:
+``conv(sum_a p_a Q_a(x), sum_w p_w Q_w(W)) = sum_a sum_w p_a p_w conv(Q_a(x), Q_w(W))``
+by bilinearity, i.e. it is exactly the mixture over (activation bits, weight
+bits) pairs drawn independently from ``p``, at the price of one convolution.
+At a one-hot ``p`` it is the discrete network.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+MIN_BITS = 2   # symmetric quantization needs at least the levels {-1, 0, 1}
+MAX_BITS = 32
+
+
+def check_bits(bits: Sequence[int], where: str = "bits") -> tuple[int, ...]:
+  """Validates a list of candidate bit widths; returns it as a sorted tuple."""
+  bits = tuple(bits)
+  if not bits:
+    raise ValueError(f"{where} is empty: give at least one bit width, e.g. (2, 4, 8)")
+  for b in bits:
+    if isinstance(b, bool) or not isinstance(b, int) or not MIN_BITS <= b <= MAX_BITS:
+      raise ValueError(
+          f"impossible bit width {b!r} in {where}: bit widths must be integers in "
+          f"[{MIN_BITS}, {MAX_BITS}] (e.g. 2, 4, 8)")
+  if len(set(bits)) != len(bits):
+    raise ValueError(f"duplicated bit width in {where}={bits}")
+  return tuple(sorted(bits))
+
+
+def ste_round(x: jax.Array) -> jax.Array:
+  """Rounds in the forward pass, passes the gradient straight through."""
+  return x + jax.lax.stop_gradient(jnp.round(x) - x)
+
+
+def quantize_weights(w: jax.Array, bits: int) -> jax.Array:
+  """Symmetric per-output-channel fake quantization (output channels on the last axis).
+
+  Example:
+    >>> quantize_weights(jnp.array([[0.5], [-1.0], [0.26]]), 2)[:, 0].tolist()
+    [1.0, -1.0, 0.0]
+  """
+  qmax = 2.0**(bits - 1) - 1
+  reduce_axes = tuple(range(w.ndim - 1))
+  max_abs = jnp.max(jnp.abs(w), axis=reduce_axes, keepdims=True)
+  scale = jax.lax.stop_gradient(jnp.maximum(max_abs, 1e-8) / qmax)
+  return ste_round(w / scale) * scale
+
+
+def quantize_activations(x: jax.Array, clip: jax.Array, bits: int, *, signed: bool) -> jax.Array:
+  """Per-tensor fake quantization of activations with a learned clipping value."""
+  clip = jnp.abs(clip) + 1e-6
+  if signed:
+    levels = 2.0**(bits - 1) - 1
+    clipped = jnp.clip(x, -clip, clip)
+  else:
+    levels = 2.0**bits - 1
+    clipped = jnp.clip(x, 0.0, clip)
+  step = clip / levels
+  return ste_round(clipped / step) * step
+
+
+def mix_quantized_weights(w: jax.Array, bits: Sequence[int], probs: jax.Array) -> jax.Array:
+  """``sum_b probs[b] * quantize_weights(w, bits[b])``; one copy when one width."""
+  if len(bits) == 1:
+    return quantize_weights(w, bits[0])
+  return sum(probs[i] * quantize_weights(w, b) for i, b in enumerate(bits))
+
+
+def mix_quantized_activations(x: jax.Array, clip: jax.Array, bits: Sequence[int],
+                              probs: jax.Array, *, signed: bool) -> jax.Array:
+  """``sum_b probs[b] * quantize_activations(x, clip, bits[b])``."""
+  if len(bits) == 1:
+    return quantize_activations(x, clip, bits[0], signed=signed)
+  return sum(probs[i] * quantize_activations(x, clip, b, signed=signed)
+             for i, b in enumerate(bits))

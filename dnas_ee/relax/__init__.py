@@ -1,0 +1,6 @@
+"""Relaxations of discrete choices (softmax, Gumbel, hard) and step schedules."""
+from dnas_ee.relax.mixtures import (
+    Relaxation, exit_gates, mixture_probs, soft_exit_decision)
+from dnas_ee.relax.schedules import make_schedule
+
+__all__ = ["Relaxation", "exit_gates", "make_schedule", "mixture_probs", "soft_exit_decision"]

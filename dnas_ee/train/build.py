@@ -1,0 +1,80 @@
+"""Config -> search space, cost source, cost context, optimizers (host side, once)."""
+from __future__ import annotations
+
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from dnas_ee.cost import ShapeCosts, build_cost_tables, static_cost
+from dnas_ee.cost.tables import CombinedCosts, CostSource
+from dnas_ee.relax import make_schedule
+from dnas_ee.space.backbones import build_backbone
+from dnas_ee.space.space import SearchSpace, make_search_space
+from dnas_ee.train.objective import CostContext, ObjectiveSpec, metric_weights
+
+
+def build_space(config: ml_collections.ConfigDict, image_shape, num_classes: int) -> SearchSpace:
+  backbone = build_backbone(config.backbone.name, image_shape, num_classes,
+                            **config.backbone.options.to_dict())
+  s = config.space
+  return make_search_space(backbone, exit_positions=s.exit_positions, branch_ops=s.branch_ops,
+                           branch_depth=s.branch_depth, branch_resolutions=s.branch_resolutions,
+                           bits=s.bits, edge_bits=s.edge_bits)
+
+
+def build_cost_source(config: ml_collections.ConfigDict, space: SearchSpace) -> CostSource:
+  """MACs and bytes from shapes; latency and energy from the accelerator's LUT if one is set."""
+  if not config.hw.accelerator:
+    return ShapeCosts()
+  from dnas_ee.hw.space_lut import lut_cost_source  # the hardware models are optional
+  return CombinedCosts(ShapeCosts(), lut_cost_source(config, space))
+
+
+def schedule_from(cfg: ml_collections.ConfigDict, total_steps: int):
+  steps = cfg.steps or total_steps
+  return make_schedule(cfg.kind, cfg.start, cfg.end, steps, cfg.delay)
+
+
+def exit_weight_vector(weights, num_exits: int) -> np.ndarray:
+  if not weights:
+    return np.full(num_exits, 1.0 / num_exits, np.float32)
+  if len(weights) != num_exits:
+    raise ValueError(f"loss.exit_weights needs {num_exits} entries (early exits + final), "
+                     f"got {len(weights)}")
+  return np.asarray(weights, np.float32)
+
+
+def build_objective(config, space: SearchSpace, source: CostSource):
+  """(ObjectiveSpec, CostContext) of the search."""
+  tables = build_cost_tables(space, source)
+  total = config.search.steps
+  lam = schedule_from(config.loss.lam, total)
+  spec = ObjectiveSpec(
+      positions=tuple(b.position for b in space.branches), confidence=config.exits.confidence,
+      task=config.loss.task, aux_weight=config.loss.aux_weight, penalty=config.loss.penalty,
+      target=config.loss.target, objective=config.hw.objective, metrics=tables.metrics, lam=lam)
+  reference = static_cost(tables, bit_index=-1)   # backbone at the widest candidate width
+  weights = metric_weights(config.hw.objective, tables.metrics, config.loss.metric_weights.to_dict())
+  thresholds = np.full(len(space.branches), config.exits.search_threshold, np.float32)
+  ctx = CostContext(tables=tables, reference=jnp.asarray(reference),
+                    metric_weights=jnp.asarray(weights), thresholds=jnp.asarray(thresholds),
+                    exit_weights=jnp.asarray(exit_weight_vector(config.loss.exit_weights,
+                                                                space.num_exits)))
+  return spec, ctx
+
+
+def weight_optimizer(lr: float, momentum: float, weight_decay: float, steps: int,
+                     grad_clip: float = 0.0) -> optax.GradientTransformation:
+  """SGD with momentum and a cosine schedule (DARTS's weight optimizer)."""
+  parts = [optax.clip_by_global_norm(grad_clip)] if grad_clip else []
+  parts += [optax.add_decayed_weights(weight_decay),
+            optax.sgd(optax.cosine_decay_schedule(lr, max(steps, 1)), momentum=momentum)]
+  return optax.chain(*parts)
+
+
+def arch_optimizer(config) -> optax.GradientTransformation:
+  """Adam with DARTS's betas and weight decay on the logits."""
+  s = config.search
+  return optax.chain(optax.add_decayed_weights(s.a_weight_decay),
+                     optax.adam(s.a_lr, b1=s.a_b1, b2=s.a_b2))

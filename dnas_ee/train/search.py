@@ -1,0 +1,172 @@
+"""The search: alternating bi-level optimization of weights and architecture.
+
+``search_step`` is a pure, module-level function ``(state, batch) -> (state, metrics)``
+jitted with the state donated. Each iteration takes an architecture step on the
+validation batch (Adam, DARTS defaults; first-order, second-order through one
+unrolled weight step by autodiff, or none for single-level) and a weight step on
+the training batch (SGD with momentum and a cosine schedule). Schedules read
+``state.step`` inside jit, so annealing never retraces. The rng is folded with
+the step, so a resumed run repeats an uninterrupted one exactly.
+
+Collapse guard (DARTS's drift to parameter-free ops): the architecture is frozen
+for ``search.warmup_steps`` while the weights warm up, so that parametric ops are
+not judged untrained; ops and gates are then learned with a temperature that
+anneals to near one-hot, which keeps the supernet close to the derived network.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from dnas_ee.data.augment import augment_batch
+from dnas_ee.models.layers import ArchParam
+from dnas_ee.models.supernet import Supernet, relaxed_architecture
+from dnas_ee.relax import Relaxation
+from dnas_ee.train.objective import CostContext, ObjectiveSpec, search_objective
+
+ORDERS = ("first", "second", "single_level")
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchState:
+  step: jax.Array
+  params: nnx.State
+  arch: nnx.State
+  stats: nnx.State
+  w_opt: optax.OptState
+  a_opt: optax.OptState
+  rng: jax.Array
+  nonfinite_step: jax.Array   # -1 while every step has been finite
+
+
+jax.tree_util.register_dataclass(
+    SearchState, data_fields=["step", "params", "arch", "stats", "w_opt", "a_opt", "rng",
+                              "nonfinite_step"], meta_fields=[])
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSetup:
+  """Static parts of the search step (closed over; never traced)."""
+  graphdef: nnx.GraphDef
+  objective: ObjectiveSpec
+  w_tx: optax.GradientTransformation
+  a_tx: optax.GradientTransformation
+  op_temperature: Callable
+  threshold_temperature: Callable
+  order: str = "first"
+  unroll_lr: float = 0.0
+  warmup_steps: int = 0
+  augment_pad: int = 0
+  augment_flip: bool = False
+  mixture_mode: str = "softmax"
+  gate_mode: str = "sigmoid"
+
+  def __post_init__(self):
+    if self.order not in ORDERS:
+      raise ValueError(f"unknown search.order {self.order!r}; use one of {ORDERS}")
+
+
+def split_model(model: Supernet):
+  """(graphdef, weights, architecture logits, BatchNorm statistics)."""
+  return nnx.split(model, nnx.Param, ArchParam, nnx.BatchStat)
+
+
+def init_search_state(model: Supernet, setup: SearchSetup, seed: int) -> SearchState:
+  _, params, arch, stats = split_model(model)
+  return SearchState(step=jnp.zeros((), jnp.int32), params=params, arch=arch, stats=stats,
+                     w_opt=setup.w_tx.init(params), a_opt=setup.a_tx.init(arch),
+                     rng=jax.random.key_data(jax.random.key(seed)),
+                     nonfinite_step=jnp.full((), -1, jnp.int32))
+
+
+def relaxation_at(setup: SearchSetup, step) -> Relaxation:
+  return Relaxation(op_temperature=setup.op_temperature(step),
+                    threshold_temperature=setup.threshold_temperature(step),
+                    mixture_mode=setup.mixture_mode, gate_mode=setup.gate_mode)
+
+
+def batch_loss(setup: SearchSetup, ctx: CostContext, params, arch, stats, images, labels, rng, step):
+  """Loss on one batch in training mode; returns (loss, (new BatchNorm stats, metrics))."""
+  model = nnx.merge(setup.graphdef, params, arch, stats)
+  relax = relaxation_at(setup, step)
+  needs_rng = setup.mixture_mode == "gumbel" or setup.gate_mode == "gumbel"
+  probs = relaxed_architecture(model, relax, rng if needs_rng else None)
+  logits = model(images, probs, train=True)
+  loss, metrics = search_objective(setup.objective, ctx, logits, labels, probs, relax, step)
+  return loss, (nnx.state(model, nnx.BatchStat), metrics)
+
+
+def _arch_grads(setup, ctx, state, train_batch, val_batch, rngs):
+  """Gradient of the validation loss with respect to the architecture logits."""
+  (xt, yt), (xv, yv) = train_batch, val_batch
+  step = state.step
+  if setup.order == "second":
+    def unrolled(arch):
+      # DARTS eq. 7: w' = w - xi * dL_train/dw, differentiated through by autodiff.
+      grads_w = jax.grad(lambda p: batch_loss(setup, ctx, p, arch, state.stats, xt, yt, rngs[0],
+                                              step)[0])(state.params)
+      params = jax.tree.map(lambda p, g: p - setup.unroll_lr * g, state.params, grads_w)
+      return batch_loss(setup, ctx, params, arch, state.stats, xv, yv, rngs[1], step)
+    return jax.grad(unrolled, has_aux=True)(state.arch)
+  return jax.grad(lambda a: batch_loss(setup, ctx, state.params, a, state.stats, xv, yv, rngs[1],
+                                       step), has_aux=True)(state.arch)
+
+
+def search_step(state: SearchState, train_batch, val_batch, ctx: CostContext, *, setup: SearchSetup):
+  """One search iteration: an architecture step, then a weight step."""
+  step = state.step
+  rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), step)
+  rngs = jax.random.split(rng, 4)
+  xt, yt = train_batch
+  xt = augment_batch(rngs[2], xt, pad=setup.augment_pad, flip=setup.augment_flip)
+  train_batch = (xt, yt)
+
+  arch, a_opt, a_metrics = state.arch, state.a_opt, {}
+  if setup.order == "single_level":
+    (w_loss, (stats, metrics)), (g_params, g_arch) = jax.value_and_grad(
+        lambda p, a: batch_loss(setup, ctx, p, a, state.stats, xt, yt, rngs[0], step),
+        argnums=(0, 1), has_aux=True)(state.params, state.arch)
+    def arch_update(_):
+      upd, opt = setup.a_tx.update(g_arch, state.a_opt, state.arch)
+      return optax.apply_updates(state.arch, upd), opt
+    arch, a_opt = jax.lax.cond(step >= setup.warmup_steps, arch_update,
+                               lambda _: (state.arch, state.a_opt), None)
+    a_loss = w_loss
+  else:
+    def arch_update(_):
+      g_arch, (_, m) = _arch_grads(setup, ctx, state, train_batch, val_batch, rngs)
+      upd, opt = setup.a_tx.update(g_arch, state.a_opt, state.arch)
+      return optax.apply_updates(state.arch, upd), opt, m["loss"]
+    arch, a_opt, a_loss = jax.lax.cond(
+        step >= setup.warmup_steps, arch_update,
+        lambda _: (state.arch, state.a_opt, jnp.zeros(())), None)
+    (w_loss, (stats, metrics)), g_params = jax.value_and_grad(
+        lambda p: batch_loss(setup, ctx, p, arch, state.stats, xt, yt, rngs[0], step),
+        has_aux=True)(state.params)
+
+  updates, w_opt = setup.w_tx.update(g_params, state.w_opt, state.params)
+  params = optax.apply_updates(state.params, updates)
+  finite = (jnp.isfinite(w_loss) & jnp.isfinite(a_loss) & jnp.isfinite(optax.global_norm(params))
+            & jnp.isfinite(optax.global_norm(arch)))
+  ok = finite & (state.nonfinite_step < 0)
+  keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
+  new_state = SearchState(
+      step=step + 1, params=keep(params, state.params), arch=keep(arch, state.arch),
+      stats=keep(stats, state.stats), w_opt=keep(w_opt, state.w_opt), a_opt=keep(a_opt, state.a_opt),
+      rng=state.rng,
+      nonfinite_step=jnp.where((state.nonfinite_step < 0) & ~finite, step, state.nonfinite_step))
+  relax = relaxation_at(setup, step)
+  metrics = dict(metrics, arch_loss=a_loss, op_temperature=relax.op_temperature,
+                 threshold_temperature=relax.threshold_temperature, finite=finite)
+  return new_state, metrics
+
+
+def jit_search_step(setup: SearchSetup):
+  """The jitted step, state donated (its buffers are reused for the new state)."""
+  return jax.jit(functools.partial(search_step, setup=setup), donate_argnums=0)
