@@ -48,8 +48,8 @@ def quantize_weights(w: jax.Array, bits: int) -> jax.Array:
   """Symmetric per-output-channel fake quantization (output channels on the last axis).
 
   Example:
-    >>> quantize_weights(jnp.array([[0.5], [-1.0], [0.26]]), 2)[:, 0].tolist()
-    [1.0, -1.0, 0.0]
+    >>> quantize_weights(jnp.array([[0.7], [-0.33], [0.12]]), 4)[:, 0].round(4).tolist()
+    [0.7, -0.3, 0.1]
   """
   qmax = 2.0**(bits - 1) - 1
   reduce_axes = tuple(range(w.ndim - 1))

@@ -1,0 +1,148 @@
+"""The cost layer: zero-temperature equality with the discrete network, gradients, invariants."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from hypothesis import given, settings, strategies as st
+from jax.test_util import check_grads
+
+from dnas_ee.cost import (
+    ShapeCosts, build_cost_tables, cost_penalty, discrete_exit_costs, exit_probabilities,
+    expected_branch_costs, expected_cost, static_cost)
+from dnas_ee.exits.confidence import confidence
+from dnas_ee.models.supernet import Supernet, relaxed_architecture
+from dnas_ee.relax import Relaxation, soft_exit_decision
+from dnas_ee.space.backbones import build_backbone
+from dnas_ee.space.genotype import derive_genotype, genotype_space
+from dnas_ee.space.space import make_search_space
+
+OPS = ("conv3_s1_x1", "conv3_s2_x2", "dwsep3_s2_x2", "maxpool2_s2", "avgpool2_s2", "identity")
+
+
+def small_space(positions=(1, 2), depth=2):
+  backbone = build_backbone("resnet_cifar", (8, 8, 1), 10, stage_widths=(8, 16, 16),
+                            blocks_per_stage=(1, 1, 1), stem_width=8)
+  return make_search_space(backbone, exit_positions=positions, branch_ops=OPS, branch_depth=depth,
+                           branch_resolutions=(4, 2), bits=(2, 4, 8))
+
+
+SPACE = small_space()
+MODEL = Supernet(SPACE, rngs=nnx.Rngs(0))
+GRAPHDEF, STATE = nnx.split(MODEL)
+TABLES = build_cost_tables(SPACE, ShapeCosts())
+HARD = Relaxation(hard=True)
+
+
+@jax.jit
+def _one_sample(state, image):
+  model = nnx.merge(GRAPHDEF, state)
+  logits = model(image[None], relaxed_architecture(model, HARD), train=False)
+  return jnp.stack([confidence(l, "max_prob")[0] for l in logits[:-1]])
+
+
+def _set_arch(rng):
+  model = nnx.merge(GRAPHDEF, STATE)
+  k = jax.random.split(jax.random.key(rng), 4)
+  model.exit_logits[...] = jax.random.normal(k[0], model.exit_logits.shape)
+  model.op_logits[...] = jax.random.normal(k[1], model.op_logits.shape)
+  model.backbone_bit_logits[...] = jax.random.normal(k[2], model.backbone_bit_logits.shape)
+  model.branch_bit_logits[...] = jax.random.normal(k[3], model.branch_bit_logits.shape)
+  return model
+
+
+@settings(max_examples=12, deadline=None)
+@given(arch_seed=st.integers(0, 10_000), data_seed=st.integers(0, 10_000),
+       tau=st.lists(st.floats(0.05, 0.95), min_size=2, max_size=2))
+def test_relaxed_cost_at_zero_temperature_equals_discrete_network(arch_seed, data_seed, tau):
+  model = _set_arch(arch_seed)
+  state = nnx.state(model)
+  images = jax.random.normal(jax.random.key(data_seed), (6, 8, 8, 1))
+  tau = jnp.asarray(tau)
+  # Relaxed: expected cost at hard mixtures, hard gates and hard thresholds.
+  arch = relaxed_architecture(model, HARD)
+  conf = jnp.stack([_one_sample(state, x) for x in images])        # sample by sample
+  soft = soft_exit_decision(conf, tau[None], HARD)
+  relaxed = np.asarray(expected_cost(TABLES, arch, soft, (1, 2)))
+  # Discrete: derive the genotype, walk its layers, charge each sample its own exit.
+  genotype = derive_genotype(SPACE, model.exit_logits[...], model.op_logits[...],
+                             model.backbone_bit_logits[...], model.branch_bit_logits[...])
+  per_exit = discrete_exit_costs(genotype_space(genotype), ShapeCosts())
+  kept = [SPACE.branches.index(b) for b in SPACE.branches
+          if b.position in [e.position for e in genotype.exits]]
+  charged = []
+  for c in np.asarray(conf):
+    fired = [j for j, i in enumerate(kept) if c[i] >= tau[i]]
+    charged.append(per_exit[fired[0] if fired else len(kept)])
+  np.testing.assert_allclose(relaxed, np.mean(charged, axis=0), rtol=1e-5)
+
+
+def test_exit_probabilities_sum_to_one():
+  gates = jnp.array([0.3, 0.9, 0.5])
+  soft = jax.random.uniform(jax.random.key(0), (7, 3))
+  reach, leave = exit_probabilities(gates, soft)
+  np.testing.assert_allclose(np.asarray(leave.sum(1)), 1.0, rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(reach[:, 0]), 1.0)
+
+
+def _cost_of_logits(beta, op_logits, bb_logits, br_logits, conf):
+  arch = relaxed_architecture_from(beta, op_logits, bb_logits, br_logits)
+  soft = soft_exit_decision(conf, jnp.array([0.5, 0.6]), Relaxation(threshold_temperature=0.1))
+  return expected_cost(TABLES, arch, soft, (1, 2)) / static_cost(TABLES)
+
+
+def relaxed_architecture_from(beta, op_logits, bb_logits, br_logits):
+  from dnas_ee.models.supernet import ArchProbs
+  return ArchProbs(jax.nn.sigmoid(beta), jax.nn.softmax(op_logits, -1),
+                   jax.nn.softmax(bb_logits, -1), jax.nn.softmax(br_logits, -1))
+
+
+def test_cost_gradients_match_finite_differences():
+  k = jax.random.split(jax.random.key(1), 5)
+  args = (jax.random.normal(k[0], (2,)), jax.random.normal(k[1], (2, 2, len(OPS))),
+          jax.random.normal(k[2], (3, 3)), jax.random.normal(k[3], (2, 3)),
+          jax.random.uniform(k[4], (5, 2)))
+  with jax.enable_x64(True):
+    args64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), args)
+    global TABLES
+    tables32 = TABLES
+    TABLES = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), tables32)
+    try:
+      f = lambda *a: jnp.sum(_cost_of_logits(*a) * jnp.array([1.0, 0.5]))
+      check_grads(f, args64, order=1, modes=["rev"], eps=1e-6, atol=1e-6, rtol=1e-5)
+    finally:
+      TABLES = tables32
+
+
+def test_cost_layer_is_jit_vmap_safe():
+  k = jax.random.split(jax.random.key(2), 3)
+  ops = jax.nn.softmax(jax.random.normal(k[0], (4, 2, 2, len(OPS))), -1)
+  bits = jax.nn.softmax(jax.random.normal(k[1], (4, 2, 3)), -1)
+  batched = jax.jit(jax.vmap(lambda o, b: expected_branch_costs(TABLES, o, b)))(ops, bits)
+  single = expected_branch_costs(TABLES, ops[2], bits[2])
+  np.testing.assert_allclose(np.asarray(batched[2]), np.asarray(single), rtol=1e-6)
+
+
+def test_identity_only_branch_costs_just_resizes_and_classifier():
+  ops = jax.nn.one_hot(jnp.full((2, 2), OPS.index("identity")), len(OPS))
+  bits = jax.nn.one_hot(jnp.full((2,), 2), 3)
+  a = np.asarray(expected_branch_costs(TABLES, ops, bits))
+  # MACs: only the dense classifier on the 8- and 16-channel features.
+  np.testing.assert_allclose(a[:, 0], [8 * 10, 16 * 10])
+
+
+def test_fewer_bits_never_cost_more_bytes():
+  assert np.all(np.diff(np.asarray(TABLES.block[:, :, 1]), axis=1) >= 0)
+
+
+@pytest.mark.parametrize("form", ["linear", "budget", "log"])
+def test_penalty_forms(form):
+  e, ref, w = jnp.array([50.0, 2.0]), jnp.array([100.0, 4.0]), jnp.array([1.0, 0.0])
+  value = float(cost_penalty(e, ref, w, form=form, target=0.4))
+  expected = {"linear": 0.5, "budget": 0.5 / 0.4 - 1, "log": np.log(0.5)}[form]
+  assert value == pytest.approx(expected, rel=1e-6)
+
+
+def test_empty_exit_set_is_an_error():
+  with pytest.raises(ValueError, match="exit_positions is empty"):
+    small_space(positions=())
