@@ -11,6 +11,7 @@ Work-dir layout: ``config.json`` (resolved config), ``search_metrics.jsonl``,
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -64,20 +65,29 @@ def _progress(total: int, initial: int, desc: str, enabled: bool):
               leave=False)
 
 
-def search(config, workdir, *, progress: bool = True) -> dict:
-  """Searches the architecture; writes ``search_arch.json``. Resumes from checkpoints."""
-  workdir = _prepare(config, workdir)
-  data = load_dataset(config.data)
+@dataclasses.dataclass
+class SearchRun:
+  """Everything a search loop needs, built from the config (also used by benchmarks)."""
+  data: object
+  space: object
+  setup: SearchSetup
+  state: object
+  ctx: object
+  mesh: object
+
+
+def prepare_search(config, mesh=None, data=None) -> SearchRun:
+  """Builds data, space, step setup, replicated state and cost context from a config."""
+  data = data if data is not None else load_dataset(config.data)
   space = build.build_space(config, data.image_shape, data.num_classes)
   source = build.build_cost_source(config, space)
   spec, ctx = build.build_objective(config, space, source)
-  mesh = parallel.make_mesh(config.mesh.multi_host)
+  mesh = mesh or parallel.make_mesh(config.mesh.multi_host)
   s = config.search
   parallel.check_batch_size(s.batch_size, mesh, "search.batch_size")
   model = Supernet(space, rngs=nnx.Rngs(config.seed))
-  graphdef = split_model(model)[0]
   setup = SearchSetup(
-      graphdef=graphdef, objective=spec,
+      graphdef=split_model(model)[0], objective=spec,
       w_tx=build.weight_optimizer(s.w_lr, s.w_momentum, s.w_weight_decay, s.steps, s.grad_clip),
       a_tx=build.arch_optimizer(config),
       op_temperature=build.schedule_from(s.op_temperature, s.steps),
@@ -86,7 +96,24 @@ def search(config, workdir, *, progress: bool = True) -> dict:
       augment_pad=config.data.augment_pad, augment_flip=config.data.augment_flip,
       mixture_mode=s.mixture_mode, gate_mode=s.gate_mode)
   state = parallel.replicate(mesh, init_search_state(model, setup, config.seed))
-  ctx = parallel.replicate(mesh, ctx)
+  return SearchRun(data, space, setup, state, parallel.replicate(mesh, ctx), mesh)
+
+
+def search_batches(run: SearchRun, config, step: int):
+  """(train batch, val batch) of a search step: pure functions of the seed and the step."""
+  data, s = run.data, config.search
+  return (loop.host_batch(run.mesh, data.train.images, data.train.labels, config.seed, step,
+                          s.batch_size),
+          loop.host_batch(run.mesh, data.val.images, data.val.labels, config.seed + 1, step,
+                          s.batch_size))
+
+
+def search(config, workdir, *, progress: bool = True) -> dict:
+  """Searches the architecture; writes ``search_arch.json``. Resumes from checkpoints."""
+  workdir = _prepare(config, workdir)
+  run = prepare_search(config)
+  s, setup, state, ctx = config.search, run.setup, run.state, run.ctx
+  graphdef = setup.graphdef
   ckpt_dir = workdir / "checkpoints" / "search"
   ckpt = Checkpointer(ckpt_dir, max_to_keep=s.keep_checkpoints)
   start = ckpt.latest_step() or 0
@@ -98,10 +125,7 @@ def search(config, workdir, *, progress: bool = True) -> dict:
   t0, last_saved = time.time(), (start or None)
   advice = "Lower search.w_lr or search.a_lr or loss.lam, or set search.grad_clip."
   for step in range(start, s.steps):
-    train_batch = loop.host_batch(mesh, data.train.images, data.train.labels, config.seed, step,
-                                  s.batch_size)
-    val_batch = loop.host_batch(mesh, data.val.images, data.val.labels, config.seed + 1, step,
-                                s.batch_size)
+    train_batch, val_batch = search_batches(run, config, step)
     state, metrics = step_fn(state, train_batch, val_batch, ctx)
     done = step + 1
     if done % s.log_every == 0 or done == s.steps:

@@ -5,6 +5,7 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from dnas_ee.quant import mix_quantized_activations, mix_quantized_weights
@@ -15,6 +16,23 @@ class ArchParam(nnx.Variable):
 
 
 ACTIVATIONS = {"relu": jax.nn.relu, "relu6": jax.nn.relu6}
+
+
+def scaled_normal(key: jax.Array, shape: tuple[int, ...], fan_in: int, gain: float) -> jax.Array:
+  """Truncated-normal (+-2 sigma) init with variance ``gain / fan_in``, drawn on the host.
+
+  Drawing with jax.random would compile one small program per distinct weight
+  shape (tens of seconds for a supernet); numpy seeded from the key is instant.
+  """
+  seed = np.asarray(jax.random.key_data(key)).astype(np.uint64).tolist()
+  rng = np.random.default_rng(seed)
+  draws = rng.standard_normal(shape)
+  bad = np.abs(draws) > 2
+  while bad.any():
+    draws[bad] = rng.standard_normal(int(bad.sum()))
+    bad = np.abs(draws) > 2
+  # 0.8796 is the std of a unit normal truncated at +-2 (what variance_scaling corrects for).
+  return jnp.asarray(draws * np.sqrt(gain / fan_in) / 0.8796, jnp.float32)
 
 
 class ActQuant(nnx.Module):
@@ -38,9 +56,8 @@ class QConv(nnx.Module):
   def __init__(self, cin: int, cout: int, kernel: int, *, stride: int = 1, groups: int = 1,
                signed_input: bool | None = None, rngs: nnx.Rngs):
     fan_in = kernel * kernel * cin // groups
-    init = jax.nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
-    self.kernel = nnx.Param(init(rngs.params(), (kernel, kernel, cin // groups, cout), jnp.float32))
-    del fan_in
+    self.kernel = nnx.Param(scaled_normal(rngs.params(), (kernel, kernel, cin // groups, cout),
+                                          fan_in, 2.0))
     self.stride, self.groups = stride, groups
     self.in_quant = None if signed_input is None else ActQuant(signed=signed_input)
 
@@ -57,8 +74,7 @@ class QDense(nnx.Module):
   """Dense layer with fake-quantized weights and inputs (inputs quantized unless told not)."""
 
   def __init__(self, cin: int, cout: int, *, signed_input: bool | None, rngs: nnx.Rngs):
-    init = jax.nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal")
-    self.kernel = nnx.Param(init(rngs.params(), (cin, cout), jnp.float32))
+    self.kernel = nnx.Param(scaled_normal(rngs.params(), (cin, cout), cin, 1.0))
     self.bias = nnx.Param(jnp.zeros((cout,), jnp.float32))
     self.in_quant = None if signed_input is None else ActQuant(signed=signed_input)
 

@@ -71,17 +71,28 @@ def quantize_activations(x: jax.Array, clip: jax.Array, bits: int, *, signed: bo
   return ste_round(clipped / step) * step
 
 
+def _per_width(bits: Sequence[int], ndim: int, signed: bool) -> jax.Array:
+  """Quantization levels of each candidate width, shaped to broadcast over a stacked axis."""
+  levels = [2.0**(b - 1) - 1 if signed else 2.0**b - 1 for b in bits]
+  return jnp.asarray(levels, jnp.float32).reshape((-1,) + (1,) * ndim)
+
+
 def mix_quantized_weights(w: jax.Array, bits: Sequence[int], probs: jax.Array) -> jax.Array:
-  """``sum_b probs[b] * quantize_weights(w, bits[b])``; one copy when one width."""
+  """``sum_b probs[b] * quantize_weights(w, bits[b])``, all widths in one vectorized pass."""
   if len(bits) == 1:
     return quantize_weights(w, bits[0])
-  return sum(probs[i] * quantize_weights(w, b) for i, b in enumerate(bits))
+  qmax = _per_width(bits, w.ndim, signed=True)
+  max_abs = jnp.max(jnp.abs(w), axis=tuple(range(w.ndim - 1)), keepdims=True)
+  scale = jax.lax.stop_gradient(jnp.maximum(max_abs, 1e-8) / qmax)
+  return jnp.tensordot(probs, ste_round(w / scale) * scale, axes=1)
 
 
 def mix_quantized_activations(x: jax.Array, clip: jax.Array, bits: Sequence[int],
                               probs: jax.Array, *, signed: bool) -> jax.Array:
-  """``sum_b probs[b] * quantize_activations(x, clip, bits[b])``."""
+  """``sum_b probs[b] * quantize_activations(x, clip, bits[b])``, vectorized over widths."""
   if len(bits) == 1:
     return quantize_activations(x, clip, bits[0], signed=signed)
-  return sum(probs[i] * quantize_activations(x, clip, b, signed=signed)
-             for i, b in enumerate(bits))
+  clip = jnp.abs(clip) + 1e-6
+  clipped = jnp.clip(x, -clip, clip) if signed else jnp.clip(x, 0.0, clip)
+  step = clip / _per_width(bits, x.ndim, signed)
+  return jnp.tensordot(probs, ste_round(clipped / step) * step, axes=1)

@@ -56,7 +56,7 @@ def init_train_state(model: Supernet, tx, seed: int):
 
 
 def forward(graphdef, params, arch, stats, images, *, train: bool):
-  model = nnx.merge(graphdef, params, arch, stats)
+  model = nnx.merge(graphdef, params, arch, stats, copy=True)
   logits = model(images, relaxed_architecture(model, HARD), train=train)
   return logits, nnx.state(model, nnx.BatchStat)
 

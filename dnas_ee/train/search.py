@@ -93,7 +93,7 @@ def relaxation_at(setup: SearchSetup, step) -> Relaxation:
 
 def batch_loss(setup: SearchSetup, ctx: CostContext, params, arch, stats, images, labels, rng, step):
   """Loss on one batch in training mode; returns (loss, (new BatchNorm stats, metrics))."""
-  model = nnx.merge(setup.graphdef, params, arch, stats)
+  model = nnx.merge(setup.graphdef, params, arch, stats, copy=True)
   relax = relaxation_at(setup, step)
   needs_rng = setup.mixture_mode == "gumbel" or setup.gate_mode == "gumbel"
   probs = relaxed_architecture(model, relax, rng if needs_rng else None)

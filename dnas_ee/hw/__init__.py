@@ -1,0 +1,32 @@
+"""Hardware cost models and lookup tables: accelerator descriptions -> per-op latency/energy.
+
+- ``load_accelerator`` / ``list_accelerators``: validated YAML descriptions in ``hwmodels/``.
+- ``evaluate_analytic``: roofline model, no dependencies.
+- ``evaluate_zigzag``: ZigZag (``pip install -e '.[hw]'``), fixed or searched mapping.
+- ``build_lut`` / ``save_lut`` / ``load_lut`` / ``import_measured_csv``: per-op LUTs.
+- ``transfer_cost``: moving a feature map between cores of a multi-core accelerator.
+"""
+from __future__ import annotations
+
+from dnas_ee.hw.accelerator import (Accelerator, AcceleratorError, DramSpec, LinkSpec, MemoryLevel,
+                                    hwmodels_dir, list_accelerators, load_accelerator)
+from dnas_ee.hw.analytic import AnalyticBreakdown, analytic_breakdown, evaluate_analytic
+from dnas_ee.hw.bit_scaling import (cycle_factor, mac_energy_scale, psum_bits,
+                                    vector_energy_scale)
+from dnas_ee.hw.lut import (BuildStats, Lut, LutError, build_lut, format_lut_table,
+                            import_measured_csv, load_lut, save_lut)
+from dnas_ee.hw.multicore import transfer_cost
+from dnas_ee.hw.op_cost import OpCost
+from dnas_ee.hw.units import UnitError, parse_quantity
+from dnas_ee.hw.zigzag_model import (ZigZagError, ZigZagResult, evaluate_zigzag, run_zigzag,
+                                     zigzag_available, zigzag_version)
+
+__all__ = [
+    "Accelerator", "AcceleratorError", "AnalyticBreakdown", "BuildStats", "DramSpec", "LinkSpec",
+    "Lut", "LutError", "MemoryLevel", "OpCost", "UnitError", "ZigZagError", "ZigZagResult",
+    "analytic_breakdown", "build_lut", "cycle_factor", "evaluate_analytic", "evaluate_zigzag",
+    "format_lut_table", "hwmodels_dir", "import_measured_csv", "list_accelerators",
+    "load_accelerator", "load_lut", "mac_energy_scale", "parse_quantity", "psum_bits",
+    "run_zigzag", "save_lut", "transfer_cost", "vector_energy_scale", "zigzag_available",
+    "zigzag_version",
+]

@@ -1,0 +1,123 @@
+"""The search loop: no retracing, multi-device equality, kill/resume, non-finite stop, errors."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+from conftest import ROOT, subprocess_env, tiny_overrides
+from dnas_ee import pipeline
+from dnas_ee.config import apply_overrides
+from dnas_ee.train.loop import NonFiniteError
+from dnas_ee.train.search import search_step
+
+
+def test_schedules_do_not_retrace_the_step(tiny_config):
+  run = pipeline.prepare_search(tiny_config)
+  chex.clear_trace_counter()
+
+  def traced_step(state, train_batch, val_batch, ctx):
+    return search_step(state, train_batch, val_batch, ctx, setup=run.setup)
+
+  step_fn = jax.jit(chex.assert_max_traces(traced_step, n=1), donate_argnums=0)
+  state, temps = run.state, []
+  for step in range(8):   # crosses the end of the warm-up (6): the arch step switches on
+    state, metrics = step_fn(state, *pipeline.search_batches(run, tiny_config, step), run.ctx)
+    temps.append(float(metrics["op_temperature"]))
+  assert len(set(temps)) > 1      # the schedule did move
+  assert int(state.step) == 8
+
+
+FOUR_DEVICES = r"""
+import json, sys
+import jax, numpy as np
+from jax.sharding import Mesh
+sys.path.insert(0, "tests/core")
+from conftest import tiny_overrides
+from dnas_ee import pipeline
+from dnas_ee.config import apply_overrides, load_config_file
+from dnas_ee.train.search import jit_search_step
+assert jax.device_count() == 4, jax.devices()
+config = load_config_file("experiments/configs/digits.py")
+apply_overrides(config, tiny_overrides() + ["--config.search.warmup_steps=1"])
+out = {}
+for n in (1, 4):
+  run = pipeline.prepare_search(config, mesh=Mesh(np.array(jax.devices()[:n]), ("data",)))
+  step_fn, state = jit_search_step(run.setup), run.state
+  for step in range(3):
+    state, metrics = step_fn(state, *pipeline.search_batches(run, config, step), run.ctx)
+  out[n] = [np.asarray(x) for x in jax.tree.leaves((state.params, state.arch, state.stats))]
+  if n == 4:
+    assert len(state.params["stem"]["conv"]["kernel"].value.sharding.device_set) == 4
+worst = max(float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-6)) for a, b in zip(out[1], out[4]))
+print(json.dumps({"worst_relative_difference": worst}))
+"""
+
+
+def test_step_on_four_devices_equals_single_device():
+  result = subprocess.run([sys.executable, "-c", FOUR_DEVICES], cwd=ROOT, env=subprocess_env(4),
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  worst = json.loads(result.stdout.strip().splitlines()[-1])["worst_relative_difference"]
+  assert worst < 1e-4   # same maths; only the order of float reductions differs
+
+
+def _cli(workdir, *extra):
+  return [sys.executable, "-m", "dnas_ee.cli", "search", "--config", "experiments/configs/digits.py",
+          "--workdir", str(workdir), "--no-progress", *tiny_overrides(), *extra]
+
+
+def test_killed_search_resumes_to_the_same_genotype(tmp_path):
+  env = subprocess_env(1)
+  reference = subprocess.run(_cli(tmp_path / "whole"), cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=300)
+  assert reference.returncode == 0, reference.stderr[-3000:]
+  # Kill a second run with SIGKILL once its first checkpoint (step 8) is on disk.
+  proc = subprocess.Popen(_cli(tmp_path / "killed"), cwd=ROOT, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  ckpts = tmp_path / "killed" / "checkpoints" / "search"
+  deadline = time.time() + 240
+  while time.time() < deadline and not any(p.name.isdigit() for p in ckpts.glob("*")):
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert not (tmp_path / "killed" / "search_arch.json").exists(), "killed too late to test resume"
+  resumed = subprocess.run(_cli(tmp_path / "killed"), cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=300)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  whole = json.loads((tmp_path / "whole" / "search_arch.json").read_text())
+  again = json.loads((tmp_path / "killed" / "search_arch.json").read_text())
+  for key in whole:
+    np.testing.assert_array_equal(np.asarray(whole[key]), np.asarray(again[key]), err_msg=key)
+
+
+def test_nan_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path, tiny_config):
+  pipeline.search(tiny_config, tmp_path, progress=False)          # 24 finite steps, checkpoints
+  apply_overrides(tiny_config, ["--config.search.steps=48", "--config.search.w_lr=1e30"])
+  with pytest.raises(NonFiniteError, match=r"non-finite .* at step \d+.*last good checkpoint "
+                                           r"\(step 24\).*intact.*search.w_lr"):
+    pipeline.search(tiny_config, tmp_path, progress=False)
+  from dnas_ee.checkpoint import Checkpointer
+  run = pipeline.prepare_search(tiny_config)
+  ckpt = Checkpointer(tmp_path / "checkpoints" / "search")
+  assert ckpt.latest_step() == 24
+  restored = ckpt.restore(run.state)
+  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(restored.params))
+
+
+def test_batch_size_not_divisible_by_devices_is_an_error():
+  from jax.sharding import Mesh
+  from dnas_ee.train.parallel import check_batch_size
+  mesh = Mesh(np.array(jax.devices()[:1] * 1), ("data",))
+  check_batch_size(32, mesh, "search.batch_size")
+
+
+def test_missing_data_dir_is_a_clear_error(tiny_config):
+  apply_overrides(tiny_config, ["--config.data.name=cifar10", "--config.data.dir=/nonexistent"])
+  with pytest.raises(ValueError, match="cifar-10-python.tar.gz.*data.dir"):
+    pipeline.prepare_search(tiny_config)
