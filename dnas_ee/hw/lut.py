@@ -134,8 +134,13 @@ class Lut:
                      f"{len(wanted)} ops the search space needs: {shown}. Build it with: "
                      f"{build_hint}")
 
-  def check_accelerator(self, acc: Accelerator) -> None:
-    """``LutError`` if the LUT was not built from this exact description (stale LUT)."""
+  def check_accelerator(self, acc: Accelerator, *, build_hint: str = _DEFAULT_HINT) -> None:
+    """``LutError`` if the LUT was not built from this exact description (stale LUT).
+
+    Args:
+      acc: the description the LUT should come from.
+      build_hint: the command that rebuilds the LUT, quoted in the error.
+    """
     if not self.accelerator_hash:
       raise LutError(f"{self._where()} was measured on {self.accelerator!r}, which had no "
                      "accelerator description when it was imported, so it cannot be checked "
@@ -145,7 +150,7 @@ class Lut:
           f"{self._where()} is stale: built for {self.accelerator!r} with description hash "
           f"{self.accelerator_hash[:12]}..., but {acc.name!r} ({acc.path}) now hashes to "
           f"{acc.description_hash[:12]}...; the description changed since. Rebuild the LUT "
-          f"({_DEFAULT_HINT})")
+          f"({build_hint})")
 
   def arrays(self, signatures: Iterable[OpSignature | str], *,
              build_hint: str = _DEFAULT_HINT) -> dict[str, np.ndarray]:
@@ -179,12 +184,26 @@ def _now() -> str:
 # --------------------------------------------------------------------------- save / load
 
 
+def lut_json_text(lut: Lut) -> str:
+  """The file text of ``lut``: header fields one per line, then one row per line, sorted by op.
+
+  Compact (about 170 bytes a row) and diff-friendly: rebuilding a shipped LUT for one
+  more search space shows up as added lines.
+  """
+  data = lut.to_json()
+  rows = sorted(data.pop("rows"), key=lambda r: r["op"])
+  dump = lambda v: json.dumps(v, allow_nan=False)
+  lines = [f" {dump(k)}: {dump(v)}," for k, v in data.items()]
+  body = ",\n".join(f"  {dump(r)}" for r in rows)
+  return "{\n" + "\n".join(lines) + '\n "rows": [\n' + body + ("\n" if rows else "") + " ]\n}\n"
+
+
 def save_lut(lut: Lut, path: str | os.PathLike) -> Lut:
   """Writes ``lut`` as JSON (atomically: a crash never leaves half a file); returns it with ``path``."""
   path = Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(json.dumps(lut.to_json(), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+  tmp.write_text(lut_json_text(lut), encoding="utf-8")
   os.replace(tmp, path)
   return dataclasses.replace(lut, path=str(path))
 

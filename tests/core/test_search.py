@@ -121,3 +121,36 @@ def test_missing_data_dir_is_a_clear_error(tiny_config):
   apply_overrides(tiny_config, ["--config.data.name=cifar10", "--config.data.dir=/nonexistent"])
   with pytest.raises(ValueError, match="cifar-10-python.tar.gz.*data.dir"):
     pipeline.prepare_search(tiny_config)
+
+
+@pytest.mark.parametrize("order", ["second", "single_level"])
+def test_other_bilevel_orders_update_the_architecture(tiny_config, order):
+  apply_overrides(tiny_config, [f"--config.search.order={order}", "--config.search.unroll_lr=0.01",
+                                "--config.search.warmup_steps=0"])
+  run = pipeline.prepare_search(tiny_config)
+  from dnas_ee.train.search import jit_search_step
+  step_fn = jit_search_step(run.setup)
+  before = [np.asarray(x) for x in jax.tree.leaves(run.state.arch)]
+  state = run.state
+  for step in range(2):
+    state, metrics = step_fn(state, *pipeline.search_batches(run, tiny_config, step), run.ctx)
+  after = [np.asarray(x) for x in jax.tree.leaves(state.arch)]
+  assert bool(metrics["finite"])
+  assert any(not np.allclose(a, b) for a, b in zip(before, after))
+
+
+def test_second_order_gradient_differs_from_first_order(tiny_config):
+  """The unrolled step changes the architecture gradient (it is not silently first-order)."""
+  from dnas_ee.train.search import _arch_grads
+  import dataclasses
+  apply_overrides(tiny_config, ["--config.search.warmup_steps=0"])
+  run = pipeline.prepare_search(tiny_config)
+  batches = pipeline.search_batches(run, tiny_config, 0)
+  rngs = jax.random.split(jax.random.key(0), 4)
+  grads = {}
+  for order, lr in (("first", 0.0), ("second", 0.1)):
+    setup = dataclasses.replace(run.setup, order=order, unroll_lr=lr)
+    g, _ = jax.jit(lambda s: _arch_grads(setup, run.ctx, s, *batches, rngs))(run.state)
+    grads[order] = np.concatenate([np.ravel(x) for x in jax.tree.leaves(g)])
+  assert np.all(np.isfinite(grads["second"]))
+  assert not np.allclose(grads["first"], grads["second"])

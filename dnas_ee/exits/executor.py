@@ -1,0 +1,474 @@
+"""Dynamic early-exit inference: run a derived network segment by segment.
+
+A derived network (a ``Supernet`` on ``genotype_space(genotype)``) is cut into
+*segments*, one per active early exit plus the final one:
+
+    segment 0:  stem, blocks 1..p_1, branch of exit 1       -> features, logits_1
+    segment k:  blocks p_k+1..p_{k+1}, branch of exit k+1    -> features, logits_{k+1}
+    last:       blocks p_last+1..N, head                     -> logits_final
+
+Each segment is one jitted pure function of (its weights, its input features).
+A sample leaves at the first exit whose confidence reaches the exit's threshold
+(``conf >= tau``, decided on the host in float64 exactly as ``pipeline.first_exit``
+does); samples that leave stop computing. An early exit with threshold ``+inf``
+never fires, so it is *pruned*: its branch is not computed at all (its blocks join
+the next segment).
+
+Batched mode (``EarlyExitExecutor.run``): after each exit the surviving samples
+are gathered into a smaller batch, padded to the next *bucket* size (powers of two,
+capped at ``batch_size``), so a segment is compiled for at most ``len(buckets)``
+shapes. BatchNorm runs in inference mode (running statistics), so every row is
+computed independently and padding rows (copies of a real row, or zero images in
+the first segment) cannot change a real row. Single-sample mode
+(``EarlyExitExecutor.predict_one``) runs batch 1 and returns at the first exit that
+fires: the latency a deployed device would see.
+
+The results equal the "evaluate every exit" reference (``pipeline.exit_logits``
+then ``pipeline.first_exit``): same modules, same inference-mode arithmetic; only
+the work of samples that have left is skipped.
+
+Example:
+  >>> ex = EarlyExitExecutor.from_state(space, setup.graphdef, state.params,
+  ...                                   setup.arch, state.stats, thresholds=[0.9, 0.8],
+  ...                                   measure="max_prob")        # doctest: +SKIP
+  >>> out = ex.run(images)                                         # doctest: +SKIP
+  >>> out.predictions, out.exits                                   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from dnas_ee.exits.confidence import CONFIDENCE_MEASURES, confidence
+from dnas_ee.models.layers import ArchParam
+from dnas_ee.models.supernet import Supernet, relaxed_architecture
+from dnas_ee.relax import Relaxation
+from dnas_ee.space.space import SearchSpace
+
+_HARD = Relaxation(hard=True)
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentPlan:
+  """What one segment computes (static under ``jit``).
+
+  Attributes:
+    start: first backbone block (0-based) of the segment.
+    stop: one past its last block.
+    exit: index of the exit the segment ends with (0-based; ``num_exits - 1`` is
+      the final classifier).
+    final: whether the segment ends with the final classifier (head).
+  """
+  start: int
+  stop: int
+  exit: int
+  final: bool
+
+
+def bucket_sizes(batch_size: int) -> tuple[int, ...]:
+  """Powers of two below ``batch_size``, then ``batch_size`` itself.
+
+  Example:
+    >>> bucket_sizes(100)
+    (1, 2, 4, 8, 16, 32, 64, 100)
+  """
+  if int(batch_size) != batch_size or batch_size < 1:
+    raise ValueError(f"batch_size must be an integer >= 1, got {batch_size}")
+  sizes, b = [], 1
+  while b < batch_size:
+    sizes.append(b)
+    b *= 2
+  return tuple(sizes) + (int(batch_size),)
+
+
+def bucket_for(n: int, buckets: Sequence[int]) -> int:
+  """Smallest bucket holding ``n`` rows (``1 <= n <= buckets[-1]``).
+
+  Example:
+    >>> bucket_for(5, (1, 2, 4, 8))
+    8
+  """
+  for b in buckets:
+    if b >= n:
+      return b
+  raise ValueError(f"{n} rows do not fit the largest bucket {buckets[-1]}; split the batch")
+
+
+def plan_segments(space: SearchSpace, thresholds) -> tuple[SegmentPlan, ...]:
+  """Segments of a derived network under ``thresholds`` (``+inf`` exits pruned).
+
+  Args:
+    space: the derived network's space (``genotype_space``).
+    thresholds: ``[E-1]`` early-exit thresholds (``[E]`` with a final ``-inf`` too).
+
+  Returns:
+    One ``SegmentPlan`` per active early exit, then the final segment.
+  """
+  tau = check_thresholds(thresholds, len(space.branches))
+  plans, start = [], 0
+  for j, branch in enumerate(space.branches):
+    if tau[j] == np.inf:
+      continue
+    plans.append(SegmentPlan(start, branch.position, j, False))
+    start = branch.position
+  plans.append(SegmentPlan(start, space.num_blocks, len(space.branches), True))
+  return tuple(plans)
+
+
+def check_thresholds(thresholds, num_early: int) -> np.ndarray:
+  """``[num_early]`` float64 early-exit thresholds from ``[E-1]`` or ``[E]`` (final -inf)."""
+  tau = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+  if tau.shape[0] == num_early + 1 and num_early >= 0:
+    if tau[-1] != -np.inf:
+      raise ValueError(f"the final exit always fires, so its threshold must be -inf, got "
+                       f"{tau[-1]}; pass the {num_early} early-exit thresholds only")
+    tau = tau[:-1]
+  if tau.shape[0] != num_early:
+    raise ValueError(f"the network has {num_early} early exits, so it needs {num_early} "
+                     f"thresholds (one per early exit, +inf disables one), got {tau.shape[0]}")
+  if np.any(np.isnan(tau)):
+    raise ValueError(f"thresholds must not be NaN (use +inf to disable an exit), got {tau}")
+  return tau
+
+
+# --------------------------------------------------------------------------- segments
+
+
+class _SegmentModules(nnx.Module):
+  """A view on the modules one segment uses (shares them with the network)."""
+
+  def __init__(self, model: Supernet, plan: SegmentPlan):
+    self.stem = model.stem if plan.start == 0 else None
+    self.blocks = nnx.List([model.blocks[i] for i in range(plan.start, plan.stop)])
+    self.out = model.head if plan.final else model.branches[plan.exit]
+
+
+def _apply_segment(graphdef, treedef, leaves, arch, x, *, space: SearchSpace, plan: SegmentPlan,
+                   measure: str):
+  """Pure segment: ``(features or None, packed [B, K + 2])``.
+
+  ``packed`` holds the exit's logits, then its confidence, then its prediction (as
+  a float, exact for any class count below 2**24): one transfer per segment.
+  """
+  seg = nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))
+  edge = (space.edge_bits,)
+  if seg.stem is not None:
+    x = seg.stem(x, edge, None, False)
+  for offset, block in enumerate(seg.blocks):
+    i = plan.start + offset
+    x = block(x, space.backbone_bits[i], arch.backbone_bits[i], False)
+  if plan.final:
+    logits = seg.out(x, edge, None, False)
+    features = None
+  else:
+    j = plan.exit
+    logits = seg.out(x, arch.ops[j], space.branch_bits[j], arch.branch_bits[j], False)
+    features = x
+  conf = confidence(logits, measure)
+  pred = jnp.argmax(logits, axis=-1).astype(logits.dtype)
+  return features, jnp.concatenate([logits, conf[:, None], pred[:, None]], axis=-1)
+
+
+@jax.jit
+def _compact(x, index):
+  """Rows ``index`` of ``x`` (the survivors, padded with a repeated row)."""
+  return jnp.take(x, index, axis=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExitResult:
+  """What the executor returns, per sample.
+
+  Attributes:
+    predictions: int ``[n]`` predicted class at the exit taken.
+    exits: int ``[n]`` index of the exit taken (``num_exits - 1`` is the final one).
+    confidences: float32 ``[n]`` confidence at the exit taken.
+    logits: float32 ``[n, K]`` logits of the exit taken.
+  """
+  predictions: np.ndarray
+  exits: np.ndarray
+  confidences: np.ndarray
+  logits: np.ndarray
+
+
+class EarlyExitExecutor:
+  """Runs a derived early-exit network with real early exiting (see the module docstring).
+
+  Attributes:
+    space: the derived network's space.
+    thresholds: ``[E-1]`` float64 early-exit thresholds (``+inf``: pruned).
+    measure: the confidence measure (``dnas_ee.exits.CONFIDENCE_MEASURES``).
+    batch_size: the largest batch (bucket) of batched mode.
+    buckets: the batch sizes a segment is compiled for.
+    segments: the ``SegmentPlan`` of each segment, in order.
+    trace_counts: per segment, how many times it was traced (compiled shapes).
+  """
+
+  def __init__(self, model: Supernet, thresholds, measure: str, *, batch_size: int = 256):
+    """Builds the executor from a network module (weights are copied out of it).
+
+    Args:
+      model: a ``Supernet`` on a derived space (``genotype_space(genotype)``).
+      thresholds: ``[E-1]`` early-exit thresholds (or ``[E]`` with a final ``-inf``);
+        ``+inf`` disables (prunes) an exit.
+      measure: confidence measure the thresholds are expressed in.
+      batch_size: largest batch of batched mode; batches are processed in chunks
+        of this size and padded to ``bucket_sizes(batch_size)``.
+
+    Raises:
+      ValueError: the network is not derived, or bad thresholds, measure or batch size.
+    """
+    space = model.space
+    if not space.fixed_exits or space.num_bits != 1 or any(
+        len(ops) != 1 for b in space.branches for ops in b.slot_ops):
+      raise ValueError("EarlyExitExecutor needs a derived network: a Supernet built on "
+                       "genotype_space(genotype) (one op per slot, one bit width per group, "
+                       "exits fixed); derive the genotype first (dnas_ee.derive_genotype)")
+    if measure not in CONFIDENCE_MEASURES:
+      raise ValueError(f"unknown confidence measure {measure!r}; use one of "
+                       f"{CONFIDENCE_MEASURES}")
+    self.space = space
+    self.measure = measure
+    self.thresholds = check_thresholds(thresholds, len(space.branches))
+    self.batch_size = int(batch_size)
+    self.buckets = bucket_sizes(batch_size)
+    self.segments = plan_segments(space, self.thresholds)
+    self.num_exits = space.num_exits
+    self.num_classes = space.backbone.num_classes
+    self.trace_counts = [0] * len(self.segments)
+    arch = jax.tree.map(jnp.asarray, relaxed_architecture(model, _HARD))
+    self._arch = arch
+    self._fns, self._leaves = [], []
+    for s, plan in enumerate(self.segments):
+      graphdef, state = nnx.split(_SegmentModules(model, plan))
+      leaves, treedef = jax.tree.flatten(state)
+      self._leaves.append([jnp.asarray(leaf) for leaf in leaves])
+      self._fns.append(self._jit_segment(s, graphdef, treedef, plan))
+    self._image_shape = tuple(space.backbone.image_shape)
+
+  @classmethod
+  def from_state(cls, space: SearchSpace, graphdef, params, arch, stats, thresholds,
+                 measure: str, *, batch_size: int = 256) -> EarlyExitExecutor:
+    """From the split network of ``pipeline.load_trained``: ``(setup.graphdef,
+    state.params, setup.arch, state.stats)``."""
+    model = nnx.merge(graphdef, params, arch, stats, copy=True)
+    if model.space != space:
+      raise ValueError("the network's graphdef was built on another space than the one given; "
+                       "pass the space returned with it by pipeline.load_trained")
+    return cls(model, thresholds, measure, batch_size=batch_size)
+
+  def _jit_segment(self, s: int, graphdef, treedef, plan: SegmentPlan):
+    space, measure = self.space, self.measure
+
+    def traced(leaves, arch, x):
+      self.trace_counts[s] += 1    # runs at trace time only: counts compiled shapes
+      return _apply_segment(graphdef, treedef, leaves, arch, x, space=space, plan=plan,
+                            measure=measure)
+
+    return jax.jit(traced)
+
+  # ------------------------------------------------------------------------- running
+
+  def _segment(self, s: int, x):
+    return self._fns[s](self._leaves[s], self._arch, x)
+
+  def _check_images(self, images) -> np.ndarray:
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 4 or tuple(images.shape[1:]) != self._image_shape:
+      raise ValueError(f"images must be [n, {', '.join(map(str, self._image_shape))}] (NHWC, "
+                       f"normalized like the training data), got shape {images.shape}")
+    return images
+
+  def run(self, images) -> ExitResult:
+    """Batched early exiting over ``images`` (processed in chunks of ``batch_size``).
+
+    Args:
+      images: float ``[n, H, W, C]`` normalized images.
+
+    Returns:
+      An ``ExitResult`` for the ``n`` samples, in input order.
+    """
+    images = self._check_images(images)
+    n = images.shape[0]
+    out = ExitResult(np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.float32),
+                     np.zeros((n, self.num_classes), np.float32))
+    for start in range(0, n, self.batch_size):
+      self._run_chunk(images[start:start + self.batch_size], start, out)
+    return out
+
+  def _run_chunk(self, chunk: np.ndarray, offset: int, out: ExitResult) -> None:
+    live = np.arange(chunk.shape[0]) + offset          # output rows of the live samples
+    bucket = bucket_for(len(live), self.buckets)
+    x = jnp.asarray(_pad_rows(chunk, bucket))
+    k = self.num_classes
+    for s, plan in enumerate(self.segments):
+      features, packed = self._segment(s, x)
+      packed = np.asarray(packed)[:len(live)]
+      conf = packed[:, k]
+      fire = (np.ones(len(live), bool) if plan.final else
+              conf >= self.thresholds[plan.exit])
+      rows = live[fire]
+      out.exits[rows] = plan.exit
+      out.confidences[rows] = conf[fire]
+      out.predictions[rows] = packed[fire, k + 1].astype(np.int64)
+      out.logits[rows] = packed[fire, :k]
+      if plan.final or fire.all():
+        return
+      if fire.any():
+        keep = np.flatnonzero(~fire)
+        live = live[keep]
+        bucket = bucket_for(len(keep), self.buckets)
+        index = np.zeros(bucket, np.int32)
+        index[:len(keep)] = keep
+        x = _compact(features, jnp.asarray(index))
+      else:
+        x = features
+
+  def predict_one(self, image) -> tuple[int, int, float]:
+    """One sample at batch 1, stopping at the first exit that fires.
+
+    Args:
+      image: float ``[H, W, C]`` (or ``[1, H, W, C]``) normalized image.
+
+    Returns:
+      ``(prediction, exit index, confidence)``.
+    """
+    x = jnp.asarray(np.asarray(image, np.float32).reshape((1,) + self._image_shape))
+    k = self.num_classes
+    for s, plan in enumerate(self.segments):
+      x, packed = self._segment(s, x)
+      conf, pred = np.asarray(packed)[0, k:]
+      if plan.final or conf >= self.thresholds[plan.exit]:
+        return int(pred), plan.exit, float(conf)
+    raise AssertionError("the final segment always returns")
+
+  def run_single(self, images) -> ExitResult:
+    """``predict_one`` over each image in turn (the deployed, sample-by-sample path)."""
+    images = self._check_images(images)
+    n = images.shape[0]
+    out = ExitResult(np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.float32),
+                     np.zeros((n, self.num_classes), np.float32))
+    for i in range(n):
+      out.predictions[i], out.exits[i], out.confidences[i] = self.predict_one(images[i])
+    out.logits[:] = np.nan   # predict_one does not transfer logits
+    return out
+
+  def all_exit_logits(self, images) -> np.ndarray:
+    """``[E, n, K]`` logits of every exit with no exiting (pruned exits are NaN)."""
+    images = self._check_images(images)
+    n, k = images.shape[0], self.num_classes
+    logits = np.full((self.num_exits, n, k), np.nan, np.float32)
+    for start in range(0, n, self.batch_size):
+      chunk = images[start:start + self.batch_size]
+      x = jnp.asarray(_pad_rows(chunk, bucket_for(len(chunk), self.buckets)))
+      for s, plan in enumerate(self.segments):
+        x, packed = self._segment(s, x)
+        logits[plan.exit, start:start + len(chunk)] = np.asarray(packed)[:len(chunk), :k]
+    return logits
+
+  def warmup(self, buckets: Sequence[int] | None = None) -> None:
+    """Compiles every segment for ``buckets`` (default all) and the compaction gathers."""
+    for b in (self.buckets if buckets is None else buckets):
+      bucket = bucket_for(b, self.buckets)
+      x = jnp.zeros((bucket,) + self._image_shape, jnp.float32)
+      for s in range(len(self.segments)):
+        x, packed = self._segment(s, x)
+        jax.block_until_ready(packed)
+
+  @property
+  def max_compiled_shapes(self) -> int:
+    """Upper bound on the segment programs: segments x buckets."""
+    return len(self.segments) * len(self.buckets)
+
+
+def _pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
+  """``x`` padded with zero rows to ``rows`` rows."""
+  if x.shape[0] == rows:
+    return x
+  pad = np.zeros((rows - x.shape[0],) + x.shape[1:], x.dtype)
+  return np.concatenate([x, pad])
+
+
+# --------------------------------------------------------------------------- timing
+
+
+@dataclasses.dataclass(frozen=True)
+class LatencyStats:
+  """Wall-clock per-sample latency of single-sample inference, in seconds.
+
+  Attributes:
+    median_s, mean_s, p90_s: over the timed samples.
+    samples: how many samples were timed.
+    exit_rates: ``[E]`` fraction of the timed samples leaving at each exit.
+  """
+  median_s: float
+  mean_s: float
+  p90_s: float
+  samples: int
+  exit_rates: list
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+
+def measure_latency(executor: EarlyExitExecutor, images, *, warmup: int = 5,
+                    repeats: int = 1) -> LatencyStats:
+  """Per-sample wall-clock latency of ``executor.predict_one`` (batch 1).
+
+  Every segment is compiled first (bucket 1), then ``warmup`` samples run untimed;
+  each sample is then timed ``repeats`` times (the minimum kept, to drop scheduler
+  noise) and the statistics are over samples.
+
+  Args:
+    executor: the network to time.
+    images: float ``[n, H, W, C]``; every one is timed.
+    warmup: untimed samples run first (cycled from ``images``).
+    repeats: timings per sample.
+
+  Returns:
+    ``LatencyStats``.
+  """
+  images = executor._check_images(images)
+  if images.shape[0] < 1:
+    raise ValueError("measure_latency needs at least one image")
+  executor.warmup([1])
+  for i in range(warmup):
+    executor.predict_one(images[i % len(images)])
+  times, exits = [], []
+  for image in images:
+    best = np.inf
+    for _ in range(max(1, repeats)):
+      t0 = time.perf_counter()
+      _, exit_index, _ = executor.predict_one(image)
+      best = min(best, time.perf_counter() - t0)
+    times.append(best)
+    exits.append(exit_index)
+  times = np.asarray(times)
+  rates = np.bincount(exits, minlength=executor.num_exits) / len(exits)
+  return LatencyStats(float(np.median(times)), float(times.mean()),
+                      float(np.quantile(times, 0.9)), int(len(times)), rates.tolist())
+
+
+def measure_throughput(executor: EarlyExitExecutor, images, *, repeats: int = 3) -> float:
+  """Samples per second of batched ``executor.run`` over ``images`` (best of ``repeats``).
+
+  One untimed pass over ``images`` first compiles every shape the timed passes use
+  (the compaction is a deterministic function of the images).
+  """
+  images = executor._check_images(images)
+  executor.run(images)
+  best = np.inf
+  for _ in range(max(1, repeats)):
+    t0 = time.perf_counter()
+    executor.run(images)
+    best = min(best, time.perf_counter() - t0)
+  return images.shape[0] / best
