@@ -233,12 +233,22 @@ def retrain(config, workdir, *, progress: bool = True, networks=NETWORKS) -> Non
 
 
 def load_trained(config, workdir, which: str):
-  """(space, setup, state) of a retrained network, from the work dir alone."""
+  """(space, setup, state) of a retrained network, from the work dir alone.
+
+  Raises:
+    FileNotFoundError: ``genotype.json`` or the final retraining checkpoint of
+      ``which`` is missing (the message names it and the command that writes it).
+  """
+  if which not in NETWORKS:
+    raise ValueError(f"unknown network {which!r}; use one of {NETWORKS}")
   workdir = Path(workdir)
   genotype = Genotype.load(workdir / "genotype.json")
+  ckpt_dir = workdir / "checkpoints" / f"retrain_{which}"
+  if not ckpt_dir.is_dir():   # checked first: the Checkpointer would create it
+    raise FileNotFoundError(f"{ckpt_dir} is missing (no retraining checkpoint of the {which} "
+                            f"network): run `dnas-ee retrain --workdir {workdir}` first")
   space = _network_space(genotype, which)
   setup, state = _train_setup(config, space, config.seed)
-  ckpt_dir = workdir / "checkpoints" / f"retrain_{which}"
   ckpt = Checkpointer(ckpt_dir)
   if ckpt.latest_step() != config.retrain.steps:
     raise FileNotFoundError(f"no final retraining checkpoint (step {config.retrain.steps}) in "
@@ -249,67 +259,98 @@ def load_trained(config, workdir, which: str):
 
 
 def exit_logits(setup, state, images: np.ndarray, batch_size: int) -> np.ndarray:
-  """[E, N, K] logits of every exit, in inference mode."""
-  outs = [np.asarray(rt.eval_logits(setup.graphdef, state.params, setup.arch, state.stats,
-                                    jnp.asarray(images[i:i + batch_size])))
-          for i in range(0, len(images), batch_size)]
+  """[E, N, K] logits of every exit, in inference mode.
+
+  Every batch is padded to ``batch_size`` rows (BatchNorm uses its running
+  statistics, so padding cannot change a real row): one compiled shape, and no
+  batch of one row, whose programs round differently in the last bits.
+  """
+  outs = []
+  for i in range(0, len(images), batch_size):
+    batch = np.asarray(images[i:i + batch_size], np.float32)
+    rows = len(batch)
+    if rows < batch_size:
+      batch = np.concatenate([batch, np.zeros((batch_size - rows,) + batch.shape[1:], batch.dtype)])
+    logits = rt.eval_logits(setup.graphdef, state.params, setup.arch, state.stats,
+                            jnp.asarray(batch))
+    outs.append(np.asarray(logits)[:, :rows])
   return np.concatenate(outs, axis=1)
 
 
 def exit_table(logits: np.ndarray, labels: np.ndarray, measure: str):
-  """(confidence [N, E], correct [N, E]) from per-exit logits."""
-  conf = np.stack([np.asarray(confidence(jnp.asarray(l), measure)) for l in logits], axis=1)
+  """(confidence [N, E], correct [N, E]) from per-exit logits.
+
+  Confidences come from ``host_confidence`` (row by row, independent of the
+  batch), the same scores ``EarlyExitExecutor`` decides on.
+  """
+  from dnas_ee.exits.confidence import host_confidence
+  logits = np.asarray(logits)
+  conf = host_confidence(np.moveaxis(logits, 0, 1), measure)      # [N, E]
   correct = (logits.argmax(-1) == labels[None, :]).T
   return conf, correct
 
 
 def first_exit(conf: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
   """Index of the first exit whose confidence reaches its threshold (final always)."""
+  thresholds = np.asarray(thresholds, np.float64)
   fires = conf[:, :-1] >= thresholds[None, :]
   fires = np.concatenate([fires, np.ones((conf.shape[0], 1), bool)], axis=1)
   return fires.argmax(axis=1)
 
 
-def evaluate(config, workdir) -> dict:
-  """Test-split accuracy, exit rates and expected costs; writes ``summary.json``."""
+def evaluate(config, workdir, *, latency_samples: int = 50, report: bool = True) -> dict:
+  """Test-split evaluation of both networks; writes ``summary.json``, ``report.md``, plots.
+
+  Accuracy, exit rates, dead exits and expected costs (MACs; latency, energy and
+  EDP from the LUT) of the early-exit network (calibrated thresholds when
+  ``thresholds.json`` exists) and the static backbone, measured single-sample
+  wall-clock latency of both (``latency_samples`` test samples; 0 skips it), and
+  the report. See ``dnas_ee.exits.evaluation``.
+
+  Raises:
+    FileNotFoundError: a file the evaluation needs is missing (named).
+  """
+  from dnas_ee.exits.evaluation import evaluate_run
+  return evaluate_run(config, workdir, latency_samples=latency_samples, report=report)
+
+
+def _thresholds(config, workdir: Path, num_early: int, *, with_source: bool = False):
+  """Early-exit thresholds of the evaluation: ``thresholds.json`` (calibrated), else
+  ``evaluate.thresholds``, else ``exits.search_threshold`` for every exit.
+
+  Returns:
+    ``[num_early]`` float64 thresholds (``+inf`` disables an exit), and where they
+    came from when ``with_source``.
+  """
+  from dnas_ee.exits.calibrate import thresholds_from_json
   workdir = Path(workdir)
-  data = load_dataset(config.data)
-  summary = dict(dataset=config.data.name, genotype=Genotype.load(workdir / "genotype.json").to_json())
-  for which in NETWORKS:
-    space, setup, state = load_trained(config, workdir, which)
-    source = build.build_cost_source(config, space)
-    costs = discrete_exit_costs(space, source)            # [E, M]
-    logits = exit_logits(setup, state, data.test.images, config.evaluate.batch_size)
-    conf, correct = exit_table(logits, data.test.labels, config.exits.confidence)
-    thresholds = _thresholds(config, workdir, len(space.branches))
-    taken = first_exit(conf, thresholds)
-    rates = np.bincount(taken, minlength=space.num_exits) / len(taken)
-    expected = rates @ costs
-    entry = dict(accuracy=float(correct[np.arange(len(taken)), taken].mean()),
-                 exit_rates=rates.tolist(), thresholds=thresholds.tolist(),
-                 final_exit_accuracy=float(correct[:, -1].mean()),
-                 exit_accuracy=correct.mean(0).tolist(),
-                 exit_positions=[b.position for b in space.branches])
-    for name, value in zip(source.metrics, expected):
-      entry[name] = float(value)
-    summary[which] = entry
-  summary["macs_reduction"] = 1 - summary["early_exit"]["macs"] / summary["static"]["macs"]
-  summary["accuracy_drop_points"] = 100 * (summary["static"]["accuracy"] -
-                                           summary["early_exit"]["accuracy"])
-  (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
-  return summary
-
-
-def _thresholds(config, workdir: Path, num_early: int) -> np.ndarray:
   calibrated = workdir / "thresholds.json"
-  if calibrated.exists() and num_early:
-    values = json.loads(calibrated.read_text())["thresholds"][:num_early]
-    return np.array([np.inf if v is None else float(v) for v in values])
-  if config.evaluate.thresholds:
+  if not num_early:
+    thresholds, source = np.zeros(0), "no early exit"
+  elif calibrated.exists():
+    record = json.loads(calibrated.read_text())
+    if not isinstance(record, dict) or "thresholds" not in record:
+      raise ValueError(f"{calibrated} has no 'thresholds' list: re-run `dnas-ee calibrate "
+                       f"--workdir {workdir}` or delete it")
+    thresholds = thresholds_from_json(record["thresholds"])
+    if len(thresholds) != num_early:
+      raise ValueError(f"{calibrated} holds {len(thresholds)} thresholds but the network has "
+                       f"{num_early} early exits (calibrated for another genotype?): re-run "
+                       f"`dnas-ee calibrate --workdir {workdir}` or delete it")
+    measure = record.get("confidence", config.exits.confidence)
+    if measure != config.exits.confidence:
+      raise ValueError(f"{calibrated} was calibrated for the {measure!r} confidence but the "
+                       f"config uses {config.exits.confidence!r}: re-run `dnas-ee calibrate "
+                       f"--workdir {workdir}` or delete it")
+    source = f"calibrated ({calibrated.name}, {record.get('mode', '?')})"
+  elif config.evaluate.thresholds:
     if len(config.evaluate.thresholds) != num_early:
       raise ValueError(f"evaluate.thresholds needs {num_early} entries (one per kept exit)")
-    return np.asarray(config.evaluate.thresholds, float)
-  return np.full(num_early, config.exits.search_threshold)
+    thresholds, source = np.asarray(config.evaluate.thresholds, float), "evaluate.thresholds"
+  else:
+    thresholds = np.full(num_early, float(config.exits.search_threshold))
+    source = f"exits.search_threshold={config.exits.search_threshold:g} (uncalibrated)"
+  return (thresholds, source) if with_source else thresholds
 
 
 def run(config, workdir, *, progress: bool = True, stages=STAGES) -> dict | None:

@@ -9,6 +9,9 @@ means "more confident", so an exit fires when ``confidence >= threshold``.
 - ``neg_entropy``: ``sum_k p_k log p_k``, the negative Shannon entropy of the
   softmax in nats, in ``[-log K, 0]``.
 
+``host_confidence`` computes the same measures in numpy, row by row in float64,
+for the host-side exit decisions of inference (see there why).
+
 All are computed from ``jax.nn.log_softmax`` so they stay finite for logits of
 any magnitude (``1e4`` included) and their gradients flow through the logits
 under ``jit``, ``grad`` and ``vmap``.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 CONFIDENCE_MEASURES = ("max_prob", "margin", "neg_entropy")
 
@@ -90,3 +94,48 @@ def confidence(logits: jax.Array, measure: str) -> jax.Array:
   if fn is None:
     raise ValueError(f"unknown confidence measure {measure!r}; use one of {CONFIDENCE_MEASURES}")
   return fn(logits)
+
+
+def host_confidence(logits, measure: str) -> np.ndarray:
+  """The same measures on the host: float32 scores from logits ``[..., K]``, in numpy.
+
+  Inference decisions (``conf >= threshold``) are made on the host, where the
+  thresholds live. A jitted ``confidence`` may round a row differently depending
+  on how many rows its program holds and where the row sits (vectorized and
+  remainder loops), so a sample's score could change in the last bit between a
+  batch of 1 and a batch of 256, enough to flip a sample lying exactly on a
+  calibrated threshold (thresholds *are* observed calibration scores). Here every
+  row is computed alone in float64 (a row's result does not depend on the others)
+  and rounded to float32, the dtype of ``confidence``; the two agree to float32
+  rounding.
+
+  Args:
+    logits: array-like ``[..., K]`` (any float dtype).
+    measure: one of ``CONFIDENCE_MEASURES``.
+
+  Returns:
+    float32 numpy array ``[...]``.
+
+  Example:
+    >>> host_confidence(np.array([[0.0, 0.0]]), "max_prob").tolist()
+    [0.5]
+  """
+  if measure not in _MEASURES:
+    raise ValueError(f"unknown confidence measure {measure!r}; use one of {CONFIDENCE_MEASURES}")
+  z = np.asarray(logits, dtype=np.float64)
+  if z.ndim == 0:
+    raise ValueError("host_confidence needs logits with the classes on the last axis, got a scalar")
+  if measure == "margin" and z.shape[-1] < 2:
+    raise ValueError(f"the 'margin' confidence needs at least 2 classes on the last axis, got "
+                     f"logits of shape {z.shape}; use 'max_prob' for a single class")
+  z = z - z.max(axis=-1, keepdims=True)            # the top class has z = 0
+  e = np.exp(z)
+  total = e.sum(axis=-1)                           # >= 1
+  if measure == "max_prob":
+    score = 1.0 / total
+  elif measure == "margin":
+    second = np.partition(z, -2, axis=-1)[..., -2]
+    score = (1.0 - np.exp(second)) / total
+  else:
+    score = (e * z).sum(axis=-1) / total - np.log(total)
+  return score.astype(np.float32)

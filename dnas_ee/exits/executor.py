@@ -8,9 +8,10 @@ A derived network (a ``Supernet`` on ``genotype_space(genotype)``) is cut into
     last:       blocks p_last+1..N, head                     -> logits_final
 
 Each segment is one jitted pure function of (its weights, its input features).
-A sample leaves at the first exit whose confidence reaches the exit's threshold
-(``conf >= tau``, decided on the host in float64 exactly as ``pipeline.first_exit``
-does); samples that leave stop computing. An early exit with threshold ``+inf``
+A sample leaves at the first exit whose confidence reaches the exit's threshold:
+the segment's logits come to the host, ``host_confidence`` scores them and
+``conf >= tau`` is decided there, exactly as ``pipeline.exit_table`` and
+``pipeline.first_exit`` do; samples that leave stop computing. An early exit with threshold ``+inf``
 never fires, so it is *pruned*: its branch is not computed at all (its blocks join
 the next segment).
 
@@ -45,13 +46,18 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from dnas_ee.exits.confidence import CONFIDENCE_MEASURES, confidence
-from dnas_ee.models.layers import ArchParam
+from dnas_ee.exits.confidence import CONFIDENCE_MEASURES, host_confidence
 from dnas_ee.models.supernet import Supernet, relaxed_architecture
 from dnas_ee.relax import Relaxation
 from dnas_ee.space.space import SearchSpace
 
 _HARD = Relaxation(hard=True)
+
+
+def _keep_argument(path) -> bool:
+  """Leaves passed as arguments even when baking: the activation clips, so that no
+  quantization step becomes a constant (XLA would turn ``x / step`` into a product)."""
+  return "clip" in jax.tree_util.keystr(path)
 
 
 # --------------------------------------------------------------------------- plan
@@ -74,20 +80,24 @@ class SegmentPlan:
   final: bool
 
 
-def bucket_sizes(batch_size: int) -> tuple[int, ...]:
-  """Powers of two below ``batch_size``, then ``batch_size`` itself.
+def bucket_sizes(batch_size: int, min_size: int = 1) -> tuple[int, ...]:
+  """Powers of two from ``min_size`` below ``batch_size``, then ``batch_size`` itself.
 
   Example:
     >>> bucket_sizes(100)
     (1, 2, 4, 8, 16, 32, 64, 100)
+    >>> bucket_sizes(100, min_size=2)
+    (2, 4, 8, 16, 32, 64, 100)
   """
   if int(batch_size) != batch_size or batch_size < 1:
     raise ValueError(f"batch_size must be an integer >= 1, got {batch_size}")
-  sizes, b = [], 1
+  if int(min_size) != min_size or min_size < 1:
+    raise ValueError(f"min_size must be an integer >= 1, got {min_size}")
+  sizes, b = [], int(min_size)
   while b < batch_size:
     sizes.append(b)
     b *= 2
-  return tuple(sizes) + (int(batch_size),)
+  return tuple(sizes) + (max(int(batch_size), int(min_size)),)
 
 
 def bucket_for(n: int, buckets: Sequence[int]) -> int:
@@ -152,13 +162,8 @@ class _SegmentModules(nnx.Module):
     self.out = model.head if plan.final else model.branches[plan.exit]
 
 
-def _apply_segment(graphdef, treedef, leaves, arch, x, *, space: SearchSpace, plan: SegmentPlan,
-                   measure: str):
-  """Pure segment: ``(features or None, packed [B, K + 2])``.
-
-  ``packed`` holds the exit's logits, then its confidence, then its prediction (as
-  a float, exact for any class count below 2**24): one transfer per segment.
-  """
+def _apply_segment(graphdef, treedef, leaves, arch, x, *, space: SearchSpace, plan: SegmentPlan):
+  """Pure segment: ``(features [B, h, w, c] or None after the head, logits [B, K])``."""
   seg = nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))
   edge = (space.edge_bits,)
   if seg.stem is not None:
@@ -173,9 +178,7 @@ def _apply_segment(graphdef, treedef, leaves, arch, x, *, space: SearchSpace, pl
     j = plan.exit
     logits = seg.out(x, arch.ops[j], space.branch_bits[j], arch.branch_bits[j], False)
     features = x
-  conf = confidence(logits, measure)
-  pred = jnp.argmax(logits, axis=-1).astype(logits.dtype)
-  return features, jnp.concatenate([logits, conf[:, None], pred[:, None]], axis=-1)
+  return features, logits
 
 
 @jax.jit
@@ -213,7 +216,8 @@ class EarlyExitExecutor:
     trace_counts: per segment, how many times it was traced (compiled shapes).
   """
 
-  def __init__(self, model: Supernet, thresholds, measure: str, *, batch_size: int = 256):
+  def __init__(self, model: Supernet, thresholds, measure: str, *, batch_size: int = 256,
+               min_bucket: int = 2, bake_weights: bool = False):
     """Builds the executor from a network module (weights are copied out of it).
 
     Args:
@@ -222,7 +226,20 @@ class EarlyExitExecutor:
         ``+inf`` disables (prunes) an exit.
       measure: confidence measure the thresholds are expressed in.
       batch_size: largest batch of batched mode; batches are processed in chunks
-        of this size and padded to ``bucket_sizes(batch_size)``.
+        of this size and padded to ``bucket_sizes(batch_size, min_bucket)``.
+      min_bucket: the smallest batch a segment runs at, single-sample mode
+        included (one real row, the rest padding). XLA compiles batch-1 programs
+        with other kernels (matrix-vector products) whose float32 rounding differs
+        in the last bits from the batched ones, which can flip a sample whose
+        confidence lies within ~1e-6 of a threshold; the default 2 keeps every row
+        bit-identical to the batched reference. 1 gives true batch-1 programs.
+      bake_weights: compile the weights and BatchNorm statistics into the segment
+        programs as constants (the activation clips stay arguments), as a deployed
+        network would: XLA folds the weight fake-quantization and the BatchNorm
+        arithmetic at compile time, 2-3x faster small programs on CPU. XLA also
+        rewrites some ops on constants (e.g. dots), so the logits are no longer
+        bit-identical to the reference (differences of ~1e-2 were seen after a
+        quantizer flips a bin): off by default; for timing deployments.
 
     Raises:
       ValueError: the network is not derived, or bad thresholds, measure or batch size.
@@ -240,46 +257,51 @@ class EarlyExitExecutor:
     self.measure = measure
     self.thresholds = check_thresholds(thresholds, len(space.branches))
     self.batch_size = int(batch_size)
-    self.buckets = bucket_sizes(batch_size)
+    self.buckets = bucket_sizes(batch_size, min_bucket)
     self.segments = plan_segments(space, self.thresholds)
     self.num_exits = space.num_exits
     self.num_classes = space.backbone.num_classes
     self.trace_counts = [0] * len(self.segments)
+    self.bake_weights = bool(bake_weights)
     arch = jax.tree.map(jnp.asarray, relaxed_architecture(model, _HARD))
-    self._arch = arch
     self._fns, self._leaves = [], []
     for s, plan in enumerate(self.segments):
       graphdef, state = nnx.split(_SegmentModules(model, plan))
-      leaves, treedef = jax.tree.flatten(state)
-      self._leaves.append([jnp.asarray(leaf) for leaf in leaves])
-      self._fns.append(self._jit_segment(s, graphdef, treedef, plan))
+      paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(state)
+      leaves = [jnp.asarray(leaf) for _, leaf in paths_leaves]
+      passed = [not self.bake_weights or _keep_argument(path) for path, _ in paths_leaves]
+      self._leaves.append([leaf for leaf, p in zip(leaves, passed) if p])
+      self._fns.append(self._jit_segment(s, graphdef, treedef, plan, leaves, passed, arch))
     self._image_shape = tuple(space.backbone.image_shape)
 
   @classmethod
   def from_state(cls, space: SearchSpace, graphdef, params, arch, stats, thresholds,
-                 measure: str, *, batch_size: int = 256) -> EarlyExitExecutor:
+                 measure: str, *, batch_size: int = 256, min_bucket: int = 2,
+                 bake_weights: bool = False) -> EarlyExitExecutor:
     """From the split network of ``pipeline.load_trained``: ``(setup.graphdef,
     state.params, setup.arch, state.stats)``."""
     model = nnx.merge(graphdef, params, arch, stats, copy=True)
     if model.space != space:
       raise ValueError("the network's graphdef was built on another space than the one given; "
                        "pass the space returned with it by pipeline.load_trained")
-    return cls(model, thresholds, measure, batch_size=batch_size)
+    return cls(model, thresholds, measure, batch_size=batch_size, min_bucket=min_bucket,
+               bake_weights=bake_weights)
 
-  def _jit_segment(self, s: int, graphdef, treedef, plan: SegmentPlan):
-    space, measure = self.space, self.measure
+  def _jit_segment(self, s: int, graphdef, treedef, plan: SegmentPlan, leaves, passed, arch):
+    space = self.space
 
-    def traced(leaves, arch, x):
+    def traced(args, x):
       self.trace_counts[s] += 1    # runs at trace time only: counts compiled shapes
-      return _apply_segment(graphdef, treedef, leaves, arch, x, space=space, plan=plan,
-                            measure=measure)
+      it = iter(args)
+      full = [next(it) if p else leaf for leaf, p in zip(leaves, passed)]
+      return _apply_segment(graphdef, treedef, full, arch, x, space=space, plan=plan)
 
     return jax.jit(traced)
 
   # ------------------------------------------------------------------------- running
 
   def _segment(self, s: int, x):
-    return self._fns[s](self._leaves[s], self._arch, x)
+    return self._fns[s](self._leaves[s], x)
 
   def _check_images(self, images) -> np.ndarray:
     images = np.asarray(images, dtype=np.float32)
@@ -308,19 +330,18 @@ class EarlyExitExecutor:
   def _run_chunk(self, chunk: np.ndarray, offset: int, out: ExitResult) -> None:
     live = np.arange(chunk.shape[0]) + offset          # output rows of the live samples
     bucket = bucket_for(len(live), self.buckets)
-    x = jnp.asarray(_pad_rows(chunk, bucket))
-    k = self.num_classes
+    x = _pad_rows(chunk, bucket)
     for s, plan in enumerate(self.segments):
-      features, packed = self._segment(s, x)
-      packed = np.asarray(packed)[:len(live)]
-      conf = packed[:, k]
+      features, logits = self._segment(s, x)
+      logits = np.asarray(logits)[:len(live)]
+      conf = host_confidence(logits, self.measure)
       fire = (np.ones(len(live), bool) if plan.final else
               conf >= self.thresholds[plan.exit])
       rows = live[fire]
       out.exits[rows] = plan.exit
       out.confidences[rows] = conf[fire]
-      out.predictions[rows] = packed[fire, k + 1].astype(np.int64)
-      out.logits[rows] = packed[fire, :k]
+      out.predictions[rows] = logits[fire].argmax(-1)
+      out.logits[rows] = logits[fire]
       if plan.final or fire.all():
         return
       if fire.any():
@@ -334,7 +355,8 @@ class EarlyExitExecutor:
         x = features
 
   def predict_one(self, image) -> tuple[int, int, float]:
-    """One sample at batch 1, stopping at the first exit that fires.
+    """One sample alone (batch ``buckets[0]``: 1 real row), stopping at the first exit
+    that fires.
 
     Args:
       image: float ``[H, W, C]`` (or ``[1, H, W, C]``) normalized image.
@@ -342,13 +364,14 @@ class EarlyExitExecutor:
     Returns:
       ``(prediction, exit index, confidence)``.
     """
-    x = jnp.asarray(np.asarray(image, np.float32).reshape((1,) + self._image_shape))
-    k = self.num_classes
+    x = np.zeros((self.buckets[0],) + self._image_shape, np.float32)
+    x[0] = np.asarray(image, np.float32).reshape(self._image_shape)
     for s, plan in enumerate(self.segments):
-      x, packed = self._segment(s, x)
-      conf, pred = np.asarray(packed)[0, k:]
+      x, logits = self._segment(s, x)
+      logits = np.asarray(logits)[:1]
+      conf = host_confidence(logits, self.measure)[0]
       if plan.final or conf >= self.thresholds[plan.exit]:
-        return int(pred), plan.exit, float(conf)
+        return int(logits[0].argmax()), plan.exit, float(conf)
     raise AssertionError("the final segment always returns")
 
   def run_single(self, images) -> ExitResult:
@@ -371,8 +394,8 @@ class EarlyExitExecutor:
       chunk = images[start:start + self.batch_size]
       x = jnp.asarray(_pad_rows(chunk, bucket_for(len(chunk), self.buckets)))
       for s, plan in enumerate(self.segments):
-        x, packed = self._segment(s, x)
-        logits[plan.exit, start:start + len(chunk)] = np.asarray(packed)[:len(chunk), :k]
+        x, out = self._segment(s, x)
+        logits[plan.exit, start:start + len(chunk)] = np.asarray(out)[:len(chunk)]
     return logits
 
   def warmup(self, buckets: Sequence[int] | None = None) -> None:
@@ -381,8 +404,8 @@ class EarlyExitExecutor:
       bucket = bucket_for(b, self.buckets)
       x = jnp.zeros((bucket,) + self._image_shape, jnp.float32)
       for s in range(len(self.segments)):
-        x, packed = self._segment(s, x)
-        jax.block_until_ready(packed)
+        x, logits = self._segment(s, x)
+        jax.block_until_ready(logits)
 
   @property
   def max_compiled_shapes(self) -> int:
@@ -422,40 +445,57 @@ class LatencyStats:
 
 def measure_latency(executor: EarlyExitExecutor, images, *, warmup: int = 5,
                     repeats: int = 1) -> LatencyStats:
-  """Per-sample wall-clock latency of ``executor.predict_one`` (batch 1).
+  """Per-sample wall-clock latency of ``executor.predict_one`` (see ``measure_latencies``)."""
+  return measure_latencies({"net": executor}, images, warmup=warmup, repeats=repeats)["net"]
 
-  Every segment is compiled first (bucket 1), then ``warmup`` samples run untimed;
-  each sample is then timed ``repeats`` times (the minimum kept, to drop scheduler
-  noise) and the statistics are over samples.
+
+def measure_latencies(executors: dict, images, *, warmup: int = 5,
+                      repeats: int = 1) -> dict:
+  """Per-sample wall-clock latency of ``predict_one`` of several executors, interleaved.
+
+  Every segment is compiled first (smallest bucket), then ``warmup`` samples run
+  untimed. Each sample is then timed on every executor in turn (so drifts of the
+  machine, e.g. its clock, hit them alike), ``repeats`` times each, keeping the
+  minimum (scheduler noise only ever adds); the statistics are over samples.
 
   Args:
-    executor: the network to time.
+    executors: name -> ``EarlyExitExecutor``.
     images: float ``[n, H, W, C]``; every one is timed.
-    warmup: untimed samples run first (cycled from ``images``).
-    repeats: timings per sample.
+    warmup: untimed samples run first on each executor (cycled from ``images``).
+    repeats: timings per sample and executor.
 
   Returns:
-    ``LatencyStats``.
+    name -> ``LatencyStats``.
   """
-  images = executor._check_images(images)
+  if not executors:
+    raise ValueError("measure_latencies needs at least one executor")
+  first = next(iter(executors.values()))
+  images = first._check_images(images)
   if images.shape[0] < 1:
-    raise ValueError("measure_latency needs at least one image")
-  executor.warmup([1])
-  for i in range(warmup):
-    executor.predict_one(images[i % len(images)])
-  times, exits = [], []
+    raise ValueError("measuring latency needs at least one image")
+  for ex in executors.values():
+    ex.warmup([ex.buckets[0]])
+    for i in range(warmup):
+      ex.predict_one(images[i % len(images)])
+  times = {name: [] for name in executors}
+  exits = {name: [] for name in executors}
+  clock = time.perf_counter
   for image in images:
-    best = np.inf
-    for _ in range(max(1, repeats)):
-      t0 = time.perf_counter()
-      _, exit_index, _ = executor.predict_one(image)
-      best = min(best, time.perf_counter() - t0)
-    times.append(best)
-    exits.append(exit_index)
-  times = np.asarray(times)
-  rates = np.bincount(exits, minlength=executor.num_exits) / len(exits)
-  return LatencyStats(float(np.median(times)), float(times.mean()),
-                      float(np.quantile(times, 0.9)), int(len(times)), rates.tolist())
+    for name, ex in executors.items():
+      best, exit_index = np.inf, -1
+      for _ in range(max(1, repeats)):
+        t0 = clock()
+        _, exit_index, _ = ex.predict_one(image)
+        best = min(best, clock() - t0)
+      times[name].append(best)
+      exits[name].append(exit_index)
+  out = {}
+  for name, ex in executors.items():
+    t = np.asarray(times[name])
+    rates = np.bincount(exits[name], minlength=ex.num_exits) / len(t)
+    out[name] = LatencyStats(float(np.median(t)), float(t.mean()), float(np.quantile(t, 0.9)),
+                             int(len(t)), rates.tolist())
+  return out
 
 
 def measure_throughput(executor: EarlyExitExecutor, images, *, repeats: int = 3) -> float:

@@ -25,7 +25,8 @@ def _save(fig: Figure, path: str | os.PathLike) -> None:
 
 def plot_pareto(front: ParetoFront, chosen: Calibration | None,
                 static_point: tuple[float, float] | None, path: str | os.PathLike, *,
-                cost_label: str) -> None:
+                cost_label: str, points: Sequence[tuple[float, float, str]] = (),
+                title: str = "") -> None:
   """Accuracy against expected cost: every evaluated setting, the front, the choice.
 
   Args:
@@ -34,6 +35,9 @@ def plot_pareto(front: ParetoFront, chosen: Calibration | None,
     static_point: ``(cost, accuracy)`` of the static backbone, or None.
     path: output PNG file (parent folders are created).
     cost_label: x-axis label, e.g. ``"MACs (M)"`` or ``"energy (J)"``.
+    points: further ``(cost, accuracy, label)`` points to mark (e.g. the chosen
+      thresholds evaluated on another split).
+    title: figure title, or none.
 
   Example:
     >>> plot_pareto(cal.front, cal, (static_macs, static_acc), "out/pareto.png",
@@ -53,6 +57,11 @@ def plot_pareto(front: ParetoFront, chosen: Calibration | None,
   if static_point is not None:
     ax.scatter([static_point[0]], [100 * static_point[1]], marker="X", s=90, c="k", zorder=5,
                label="static backbone")
+  for k, (cost, accuracy, label) in enumerate(points):
+    ax.scatter([cost], [100 * accuracy], marker="*^sDv"[k % 5], s=150 if k == 0 else 70,
+               c=f"C{(k + 3) % 10}", zorder=6, label=label)
+  if title:
+    ax.set_title(title, fontsize="medium")
   ax.set_xlabel(cost_label)
   ax.set_ylabel("accuracy (%)")
   ax.grid(alpha=0.3)

@@ -91,6 +91,34 @@ def _zigzag_note(accelerator: str, path: Path) -> str:
           f"--config.hw.lut={analytic} to the run)")
 
 
+class _Recorder:
+  """A cost source that only records which ops it is asked for."""
+  metrics = ("recorded",)
+
+  def __init__(self):
+    self.seen: set[OpSignature] = set()
+
+  def __call__(self, sig: OpSignature) -> np.ndarray:
+    self.seen.add(sig)
+    return np.zeros(1)
+
+
+def required_signatures(space) -> list[OpSignature]:
+  """Every op a LUT must hold for ``space``, sorted.
+
+  ``space.all_signatures()`` (the ops an architecture of the space can contain)
+  plus whatever else ``build_cost_tables`` asks the cost source for: it also fills
+  table entries that no architecture reaches (a first branch slot on an input in
+  a wider width state), which are multiplied by zero probability but must still
+  be answered, never with a made-up zero. Found by running ``build_cost_tables``
+  with a recording source, so it follows the tables whatever they ask.
+  """
+  from dnas_ee.cost.tables import build_cost_tables
+  recorder = _Recorder()
+  build_cost_tables(space, recorder)
+  return sorted(recorder.seen | set(space.all_signatures()))
+
+
 def check_row_models(lut: Lut, *, build_hint: str) -> None:
   """``LutError`` if the rows of ``lut`` come from another cost model than the file says.
 
@@ -183,7 +211,7 @@ def lut_cost_source(config, space) -> LutCostSource:
   Args:
     config: a run config; reads ``hw.accelerator`` (a shipped name or a YAML path)
       and ``hw.lut`` (a LUT path; empty: ``default_lut_path(accelerator)``).
-    space: the ``SearchSpace``; every op of ``space.all_signatures()`` must be in the LUT.
+    space: the ``SearchSpace``; every op of ``required_signatures(space)`` must be in the LUT.
 
   Returns:
     A ``LutCostSource`` with metrics ``('latency_s', 'energy_j')``.
@@ -201,7 +229,7 @@ def lut_cost_source(config, space) -> LutCostSource:
   acc = load_accelerator(accelerator_path(name))
   path = Path(config.hw.lut).expanduser() if config.hw.lut else default_lut_path(acc)
   hint = build_command(name, output=path if config.hw.lut else None) + _zigzag_note(name, path)
-  signatures = space.all_signatures()
+  signatures = required_signatures(space)
   lut = load_checked_lut(path, acc, signatures, build_hint=hint)
   return LutCostSource(lut, signatures)
 
@@ -247,7 +275,8 @@ def _read_existing(path: Path) -> Lut | None:
 def build_space_lut(space, accelerator: Accelerator | str | os.PathLike, *, model: str = "auto",
                     output: str | os.PathLike | None = None, workers: int | None = None,
                     progress: bool = True) -> SpaceLutBuild:
-  """Builds (or extends) the LUT of ``accelerator`` with every op of ``space``.
+  """Builds (or extends) the LUT of ``accelerator`` with every op of ``space``
+  (``required_signatures``).
 
   The file is its own cache: rows already there (same description hash and model)
   are reused, only new ops are evaluated, and the file is rewritten with the union,
@@ -281,6 +310,9 @@ def build_space_lut(space, accelerator: Accelerator | str | os.PathLike, *, mode
       usable = (existing is not None and existing.accelerator == acc.name
                 and existing.accelerator_hash == acc.description_hash)
       model = existing.model_name if usable else _auto_model(acc)
+      if model not in ("zigzag", "analytic"):
+        raise LutError(f"{path} holds {existing.model_name} rows, which no cost model can "
+                       "extend: write the built LUT elsewhere with --output PATH")
   else:
     if model == "auto":
       model = _auto_model(acc)
@@ -309,7 +341,7 @@ def build_space_lut(space, accelerator: Accelerator | str | os.PathLike, *, mode
       spaces = existing.space_signature.split()
   key = space.identity_key()
   spaces = spaces + [key] if key not in spaces else spaces
-  lut = build_lut(space.all_signatures(), acc, model=model, cache_path=path,
+  lut = build_lut(required_signatures(space), acc, model=model, cache_path=path,
                   workers=workers or None, progress=progress, space_signature=" ".join(spaces))
   file_rows = len(load_lut(path))
   return SpaceLutBuild(lut=lut, path=path, model=f"{name}-{version}", file_rows=file_rows,
@@ -318,4 +350,4 @@ def build_space_lut(space, accelerator: Accelerator | str | os.PathLike, *, mode
 
 __all__ = ["DEFAULT_MODEL", "LUT_METRICS", "LutCostSource", "SpaceLutBuild", "build_command",
            "build_space_lut", "check_row_models", "default_lut_path", "load_checked_lut",
-           "lut_cost_source"]
+           "lut_cost_source", "required_signatures"]

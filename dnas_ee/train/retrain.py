@@ -77,7 +77,7 @@ def train_step(state: TrainState, batch, *, setup: TrainSetup):
   (loss, (stats, acc)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   updates, opt = setup.tx.update(grads, state.opt, state.params)
   params = optax.apply_updates(state.params, updates)
-  finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(params))
+  finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(params))
   ok = finite & (state.nonfinite_step < 0)
   keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
   new_state = TrainState(state.step + 1, keep(params, state.params), keep(stats, state.stats),

@@ -152,8 +152,8 @@ def search_step(state: SearchState, train_batch, val_batch, ctx: CostContext, *,
 
   updates, w_opt = setup.w_tx.update(g_params, state.w_opt, state.params)
   params = optax.apply_updates(state.params, updates)
-  finite = (jnp.isfinite(w_loss) & jnp.isfinite(a_loss) & jnp.isfinite(optax.global_norm(params))
-            & jnp.isfinite(optax.global_norm(arch)))
+  finite = (jnp.isfinite(w_loss) & jnp.isfinite(a_loss) & jnp.isfinite(optax.tree.norm(params))
+            & jnp.isfinite(optax.tree.norm(arch)))
   ok = finite & (state.nonfinite_step < 0)
   keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
   new_state = SearchState(
