@@ -54,7 +54,8 @@ def base_config() -> ml_collections.ConfigDict:
                 metric_weights=dict(macs=1.0, weight_bytes=0.0, latency_s=0.0, energy_j=0.0))
   c.derive = dict(rule="threshold", top_k=1)
   c.retrain = dict(steps=800, batch_size=64, lr=0.05, momentum=0.9, weight_decay=5e-4,
-                   exit_weight=1.0, train_on_val=True)
+                   exit_weight=1.0, exit_grad_scale=1.0, distill_weight=0.0,
+                   distill_temperature=3.0, train_on_val=True)
   c.evaluate = dict(thresholds=(), batch_size=256)
   c.hw = dict(accelerator="", objective="macs", lut="")
   c.mesh = dict(multi_host=False)
@@ -154,16 +155,30 @@ def save_config(config: ml_collections.ConfigDict, path: str | Path) -> None:
 
 
 def config_from_json(path: str | Path) -> ml_collections.ConfigDict:
-  """Reads a resolved config written by ``save_config`` (tuples restored from lists)."""
-  def fix(reference, value):
-    if isinstance(value, dict):
-      return {k: fix(reference.get(k) if isinstance(reference, dict) else None, v)
-                 for k, v in value.items()}
-    if isinstance(value, list):
-      return tuple(fix(None, v) for v in value)
-    return value
+  """Reads a resolved config written by ``save_config``.
+
+  Keys the library added since the file was written take their defaults; keys
+  the library does not know are an error (naming the nearest valid key).
+  """
   data = json.loads(Path(path).read_text())
-  config = ml_collections.ConfigDict(fix(base_config().to_dict(), data))
-  check_keys(config)
-  config.lock()
+  config = base_config()
+
+  def merge(node: ml_collections.ConfigDict, values: dict, prefix: str):
+    for key, value in values.items():
+      where = f"{prefix}{key}"
+      if key not in node:
+        raise _unknown_key_error(config, where)
+      if where == "backbone.options":
+        with node.unlocked():
+          node[key] = ml_collections.ConfigDict(
+              {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+      elif isinstance(node[key], ml_collections.ConfigDict):
+        merge(node[key], value, where + ".")
+      else:
+        set_value(config, where, tuple(value) if isinstance(value, list) else value)
+
+  try:
+    merge(config, data, "")
+  except ConfigError as err:
+    raise ConfigError(f"{path}: {err}") from None
   return config

@@ -179,12 +179,12 @@ def _network_space(genotype: Genotype, which: str):
 
 def _train_setup(config, space, seed: int):
   r = config.retrain
-  model = Supernet(space, rngs=nnx.Rngs(seed))
+  model = Supernet(space, rngs=nnx.Rngs(seed), branch_grad_scale=r.exit_grad_scale)
   tx = build.weight_optimizer(r.lr, r.momentum, r.weight_decay, r.steps, config.search.grad_clip)
   graphdef, arch, state = rt.init_train_state(model, tx, seed)
   weights = (r.exit_weight,) * len(space.branches) + (1.0,)
-  setup = rt.TrainSetup(graphdef, arch, tx, weights, config.data.augment_pad,
-                        config.data.augment_flip)
+  setup = rt.TrainSetup(graphdef, arch, tx, weights, r.distill_weight, r.distill_temperature,
+                        config.data.augment_pad, config.data.augment_flip)
   return setup, state
 
 

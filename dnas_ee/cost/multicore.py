@@ -61,7 +61,8 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def _check_positions(positions: Sequence[int], num_branches: int, num_blocks: int) -> tuple[int, ...]:
+def _check_positions(positions: Sequence[int], num_branches: int,
+                     num_blocks: int) -> tuple[int, ...]:
   positions = tuple(int(p) for p in positions)
   if len(positions) != num_branches:
     raise ValueError(f"positions has {len(positions)} entries for {num_branches} branches; give "

@@ -111,6 +111,8 @@ def build_cost_tables(space: SearchSpace, source: CostSource) -> CostTables:
         width = mult * branch.base_width
         classifier[j, ci, bi] = total_cost(branch.classifier_signatures(width, num_classes, b), source)
         for s, names in enumerate(branch.slot_ops):
+          if s == 0 and mult != 1:
+            continue  # the first slot always reads the backbone feature (width state 1)
           for ki, name in enumerate(names):
             slot[j, s, ki, ci, bi] = total_cost(branch.op_signatures(s, name, width, b), source)
     for s, names in enumerate(branch.slot_ops):

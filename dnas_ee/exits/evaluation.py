@@ -265,7 +265,7 @@ def write_report(workdir: Path, config, summary: dict, ee: NetworkEvaluation,
     final_cost = float(obj.vector(ee.costs.backbone)[-1])
     plot_pareto(front, None, (obj.reference, s["accuracy"]), workdir / PARETO_PLOT,
                 cost_label=f"expected {obj.label} per sample",
-                points=[(chosen_cost, e["accuracy"], f"chosen thresholds ({e['threshold_source']})"),
+                points=[(chosen_cost, e["accuracy"], "chosen thresholds"),
                         (final_cost, e["final_only"]["accuracy"], "early-exit net, final exit only")],
                 title=f"test split ({summary['test_samples']} samples): thresholds grid")
     plots["pareto"] = PARETO_PLOT

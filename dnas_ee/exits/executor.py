@@ -37,6 +37,7 @@ Example:
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from typing import Sequence
@@ -47,11 +48,17 @@ import numpy as np
 from flax import nnx
 
 from dnas_ee.exits.confidence import CONFIDENCE_MEASURES, host_confidence
+from dnas_ee.models import supernet as _supernet
 from dnas_ee.models.supernet import Supernet, relaxed_architecture
 from dnas_ee.relax import Relaxation
 from dnas_ee.space.space import SearchSpace
 
 _HARD = Relaxation(hard=True)
+
+
+# The branch input exactly as ``Supernet.__call__`` forms it (a gradient scaling, when
+# the network has one, whose forward rounding must be reproduced bit for bit).
+_branch_feature = getattr(_supernet, "scale_gradient", lambda x, scale: x)
 
 
 def _keep_argument(path) -> bool:
@@ -160,6 +167,8 @@ class _SegmentModules(nnx.Module):
     self.stem = model.stem if plan.start == 0 else None
     self.blocks = nnx.List([model.blocks[i] for i in range(plan.start, plan.stop)])
     self.out = model.head if plan.final else model.branches[plan.exit]
+    # What the network does to a block's output before its branch (Supernet.__call__).
+    self.grad_scale = float(getattr(model, "branch_grad_scale", 1.0))
 
 
 def _apply_segment(graphdef, treedef, leaves, arch, x, *, space: SearchSpace, plan: SegmentPlan):
@@ -176,7 +185,8 @@ def _apply_segment(graphdef, treedef, leaves, arch, x, *, space: SearchSpace, pl
     features = None
   else:
     j = plan.exit
-    logits = seg.out(x, arch.ops[j], space.branch_bits[j], arch.branch_bits[j], False)
+    feature = _branch_feature(x, seg.grad_scale)
+    logits = seg.out(feature, arch.ops[j], space.branch_bits[j], arch.branch_bits[j], False)
     features = x
   return features, logits
 
@@ -185,6 +195,32 @@ def _apply_segment(graphdef, treedef, leaves, arch, x, *, space: SearchSpace, pl
 def _compact(x, index):
   """Rows ``index`` of ``x`` (the survivors, padded with a repeated row)."""
   return jnp.take(x, index, axis=0)
+
+
+class _Program:
+  """The jitted function of one segment, its argument leaves and its trace count."""
+
+  def __init__(self):
+    self.fn, self.args, self.traces = None, None, 0
+
+  @classmethod
+  def build(cls, model: Supernet, plan: SegmentPlan, arch, bake: bool) -> _Program:
+    program = cls()
+    space = model.space
+    graphdef, state = nnx.split(_SegmentModules(model, plan))
+    paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(state)
+    leaves = [jnp.asarray(leaf) for _, leaf in paths_leaves]
+    passed = [not bake or _keep_argument(path) for path, _ in paths_leaves]
+
+    def traced(args, x):
+      program.traces += 1    # runs at trace time only: counts compiled shapes
+      it = iter(args)
+      full = [next(it) if p else leaf for leaf, p in zip(leaves, passed)]
+      return _apply_segment(graphdef, treedef, full, arch, x, space=space, plan=plan)
+
+    program.fn = jax.jit(traced)
+    program.args = [leaf for leaf, p in zip(leaves, passed) if p]
+    return program
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,6 +250,7 @@ class EarlyExitExecutor:
     buckets: the batch sizes a segment is compiled for.
     segments: the ``SegmentPlan`` of each segment, in order.
     trace_counts: per segment, how many times it was traced (compiled shapes).
+    bake_weights: whether the weights are compiled in as constants.
   """
 
   def __init__(self, model: Supernet, thresholds, measure: str, *, batch_size: int = 256,
@@ -261,18 +298,12 @@ class EarlyExitExecutor:
     self.segments = plan_segments(space, self.thresholds)
     self.num_exits = space.num_exits
     self.num_classes = space.backbone.num_classes
-    self.trace_counts = [0] * len(self.segments)
     self.bake_weights = bool(bake_weights)
-    arch = jax.tree.map(jnp.asarray, relaxed_architecture(model, _HARD))
-    self._fns, self._leaves = [], []
-    for s, plan in enumerate(self.segments):
-      graphdef, state = nnx.split(_SegmentModules(model, plan))
-      paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(state)
-      leaves = [jnp.asarray(leaf) for _, leaf in paths_leaves]
-      passed = [not self.bake_weights or _keep_argument(path) for path, _ in paths_leaves]
-      self._leaves.append([leaf for leaf, p in zip(leaves, passed) if p])
-      self._fns.append(self._jit_segment(s, graphdef, treedef, plan, leaves, passed, arch))
     self._image_shape = tuple(space.backbone.image_shape)
+    self._model = nnx.clone(model)     # a snapshot: later changes to ``model`` do not leak in
+    self._arch = jax.tree.map(jnp.asarray, relaxed_architecture(self._model, _HARD))
+    self._programs: dict[SegmentPlan, _Program] = {}   # shared with ``with_thresholds`` copies
+    self._build_programs()
 
   @classmethod
   def from_state(cls, space: SearchSpace, graphdef, params, arch, stats, thresholds,
@@ -287,16 +318,29 @@ class EarlyExitExecutor:
     return cls(model, thresholds, measure, batch_size=batch_size, min_bucket=min_bucket,
                bake_weights=bake_weights)
 
-  def _jit_segment(self, s: int, graphdef, treedef, plan: SegmentPlan, leaves, passed, arch):
-    space = self.space
+  def with_thresholds(self, thresholds) -> EarlyExitExecutor:
+    """The same network under other thresholds, sharing every compiled segment.
 
-    def traced(args, x):
-      self.trace_counts[s] += 1    # runs at trace time only: counts compiled shapes
-      it = iter(args)
-      full = [next(it) if p else leaf for leaf, p in zip(leaves, passed)]
-      return _apply_segment(graphdef, treedef, full, arch, x, space=space, plan=plan)
+    Segments that the new thresholds keep (same blocks, same exit) are not
+    compiled again; pruning or enabling an exit builds the segments it changes.
+    """
+    other = copy.copy(self)
+    other.thresholds = check_thresholds(thresholds, len(self.space.branches))
+    other.segments = plan_segments(self.space, other.thresholds)
+    other._build_programs()
+    return other
 
-    return jax.jit(traced)
+  @property
+  def trace_counts(self) -> list[int]:
+    """Per segment, how many times it was traced (one per compiled batch shape)."""
+    return [self._programs[plan].traces for plan in self.segments]
+
+  def _build_programs(self) -> None:
+    for plan in self.segments:
+      if plan not in self._programs:
+        self._programs[plan] = _Program.build(self._model, plan, self._arch, self.bake_weights)
+    self._fns = [self._programs[plan].fn for plan in self.segments]
+    self._leaves = [self._programs[plan].args for plan in self.segments]
 
   # ------------------------------------------------------------------------- running
 

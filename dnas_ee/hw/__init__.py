@@ -4,6 +4,8 @@
 - ``evaluate_analytic``: roofline model, no dependencies.
 - ``evaluate_zigzag``: ZigZag (``pip install -e '.[hw]'``), fixed or searched mapping.
 - ``build_lut`` / ``save_lut`` / ``load_lut`` / ``import_measured_csv``: per-op LUTs.
+- ``lut_cost_source`` / ``build_space_lut`` / ``default_lut_path``: the LUT of a search space
+  (``hwmodels/luts/<accelerator>.json``) as a cost source, and its build cache.
 - ``transfer_cost``: moving a feature map between cores of a multi-core accelerator.
 """
 from __future__ import annotations
@@ -17,16 +19,19 @@ from dnas_ee.hw.lut import (BuildStats, Lut, LutError, build_lut, format_lut_tab
                             import_measured_csv, load_lut, save_lut)
 from dnas_ee.hw.multicore import transfer_cost
 from dnas_ee.hw.op_cost import OpCost
+from dnas_ee.hw.space_lut import (LutCostSource, SpaceLutBuild, build_space_lut, default_lut_path,
+                                  lut_cost_source, required_signatures)
 from dnas_ee.hw.units import UnitError, parse_quantity
 from dnas_ee.hw.zigzag_model import (ZigZagError, ZigZagResult, evaluate_zigzag, run_zigzag,
                                      zigzag_available, zigzag_version)
 
 __all__ = [
     "Accelerator", "AcceleratorError", "AnalyticBreakdown", "BuildStats", "DramSpec", "LinkSpec",
-    "Lut", "LutError", "MemoryLevel", "OpCost", "UnitError", "ZigZagError", "ZigZagResult",
-    "analytic_breakdown", "build_lut", "cycle_factor", "evaluate_analytic", "evaluate_zigzag",
-    "format_lut_table", "hwmodels_dir", "import_measured_csv", "list_accelerators",
-    "load_accelerator", "load_lut", "mac_energy_scale", "parse_quantity", "psum_bits",
+    "Lut", "LutCostSource", "LutError", "MemoryLevel", "OpCost", "SpaceLutBuild", "UnitError",
+    "ZigZagError", "ZigZagResult", "analytic_breakdown", "build_lut", "build_space_lut",
+    "cycle_factor", "default_lut_path", "evaluate_analytic", "evaluate_zigzag", "format_lut_table",
+    "hwmodels_dir", "import_measured_csv", "list_accelerators", "load_accelerator", "load_lut",
+    "lut_cost_source", "mac_energy_scale", "parse_quantity", "psum_bits", "required_signatures",
     "run_zigzag", "save_lut", "transfer_cost", "vector_energy_scale", "zigzag_available",
     "zigzag_version",
 ]

@@ -68,7 +68,8 @@ def lut_build(args, overrides) -> None:
                            else "")
   start = time.perf_counter()
   result = build_space_lut(space, args.accelerator, model=args.model, output=output or None,
-                           workers=args.workers or None, progress=True)
+                           workers=args.workers or None, progress=True,
+                           mapping_search=getattr(args, "mapping_search", False))
   seconds = time.perf_counter() - start
   stats = result.lut.build_stats
   for note in result.notes:

@@ -31,8 +31,8 @@ from typing import Iterable
 
 import numpy as np
 
-from dnas_ee.hw.accelerator import Accelerator, accelerator_path, hwmodels_dir, list_accelerators
-from dnas_ee.hw.accelerator import load_accelerator
+from dnas_ee.hw.accelerator import (Accelerator, hwmodels_dir, list_accelerators,
+                                    load_accelerator)
 from dnas_ee.hw.analytic import MODEL as ANALYTIC_MODEL
 from dnas_ee.hw.lut import Lut, LutError, load_lut
 from dnas_ee.space.signature import WEIGHTED_OPS, OpSignature
@@ -226,7 +226,7 @@ def lut_cost_source(config, space) -> LutCostSource:
     raise LutError("config.hw.accelerator is empty, so there is no LUT to read latency and "
                    f"energy from: set --config.hw.accelerator to one of {list_accelerators()} "
                    "(or a description's .yaml path)")
-  acc = load_accelerator(accelerator_path(name))
+  acc = load_accelerator(name)
   path = Path(config.hw.lut).expanduser() if config.hw.lut else default_lut_path(acc)
   hint = build_command(name, output=path if config.hw.lut else None) + _zigzag_note(name, path)
   signatures = required_signatures(space)
@@ -274,7 +274,7 @@ def _read_existing(path: Path) -> Lut | None:
 
 def build_space_lut(space, accelerator: Accelerator | str | os.PathLike, *, model: str = "auto",
                     output: str | os.PathLike | None = None, workers: int | None = None,
-                    progress: bool = True) -> SpaceLutBuild:
+                    progress: bool = True, mapping_search: bool = False) -> SpaceLutBuild:
   """Builds (or extends) the LUT of ``accelerator`` with every op of ``space``
   (``required_signatures``).
 
@@ -292,6 +292,8 @@ def build_space_lut(space, accelerator: Accelerator | str | os.PathLike, *, mode
     output: the LUT file; default ``default_lut_path(accelerator, model)``.
     workers: processes for the evaluations (``None``/``0``: automatic, see ``build_lut``).
     progress: progress bar and build messages on stderr.
+    mapping_search: ZigZag only: search the mapping (1-3 s per op; model
+      ``zigzag-<version>-search``) instead of the fixed one.
 
   Raises:
     LutError: ``output`` holds another accelerator's LUT, another model's, or is malformed.
@@ -322,7 +324,7 @@ def build_space_lut(space, accelerator: Accelerator | str | os.PathLike, *, mode
                      f"{default_lut_path(acc, 'analytic')}")
     path = default_lut_path(acc, model)
     existing = _read_existing(path)
-  name, version = _resolve_model(model, acc, False)
+  name, version = _resolve_model(model, acc, mapping_search)
   spaces: list[str] = []
   if existing is not None:
     if existing.accelerator != acc.name:
@@ -342,7 +344,8 @@ def build_space_lut(space, accelerator: Accelerator | str | os.PathLike, *, mode
   key = space.identity_key()
   spaces = spaces + [key] if key not in spaces else spaces
   lut = build_lut(required_signatures(space), acc, model=model, cache_path=path,
-                  workers=workers or None, progress=progress, space_signature=" ".join(spaces))
+                  workers=workers or None, progress=progress, space_signature=" ".join(spaces),
+                  mapping_search=mapping_search)
   file_rows = len(load_lut(path))
   return SpaceLutBuild(lut=lut, path=path, model=f"{name}-{version}", file_rows=file_rows,
                        spaces=tuple(spaces), notes=tuple(notes))

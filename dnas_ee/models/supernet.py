@@ -45,8 +45,12 @@ class Supernet(nnx.Module):
   """Backbone + every candidate exit branch. ``__call__`` returns a list of logits,
   one per candidate exit followed by the final classifier."""
 
-  def __init__(self, space: SearchSpace, *, rngs: nnx.Rngs, op_logit_init_std: float = 1e-3):
+  def __init__(self, space: SearchSpace, *, rngs: nnx.Rngs, op_logit_init_std: float = 1e-3,
+               branch_grad_scale: float = 1.0):
     self.space = space
+    # Scales the gradient each exit branch sends into the backbone (gradient
+    # equilibrium, Li et al. 2019): <1 keeps shallow exits from bending early features.
+    self.branch_grad_scale = float(branch_grad_scale)
     spec = space.backbone
     self.stem = Stem(spec, rngs=rngs)
     self.blocks = nnx.List([
@@ -70,11 +74,19 @@ class Supernet(nnx.Module):
     for i, block in enumerate(self.blocks):
       x = block(x, space.backbone_bits[i], arch.backbone_bits[i], train)
       if j < len(space.branches) and space.branches[j].position == i + 1:
-        logits.append(self.branches[j](x, arch.ops[j], space.branch_bits[j], arch.branch_bits[j],
+        feature = scale_gradient(x, self.branch_grad_scale)
+        logits.append(self.branches[j](feature, arch.ops[j], space.branch_bits[j], arch.branch_bits[j],
                                        train))
         j += 1
     logits.append(self.head(x, edge, None, train))
     return logits
+
+
+def scale_gradient(x, scale: float):
+  """Identity forward; multiplies the backward gradient by ``scale``."""
+  if scale == 1.0:
+    return x
+  return x * scale + jax.lax.stop_gradient(x * (1.0 - scale))
 
 
 def relaxed_architecture(model: Supernet, relax: Relaxation,

@@ -44,6 +44,8 @@ class TrainSetup:
   arch: nnx.State          # fixed one-hot architecture of a derived space (static here)
   tx: optax.GradientTransformation
   exit_weights: tuple[float, ...]
+  distill_weight: float = 0.0
+  distill_temperature: float = 3.0
   augment_pad: int = 0
   augment_flip: bool = False
 
@@ -61,6 +63,14 @@ def forward(graphdef, params, arch, stats, images, *, train: bool):
   return logits, nnx.state(model, nnx.BatchStat)
 
 
+def self_distillation(logits: list, temperature: float) -> jax.Array:
+  """Mean KL(final || early exit) at a temperature, teacher held fixed (Zhang et al. 2019)."""
+  teacher = jax.nn.softmax(jax.lax.stop_gradient(logits[-1]) / temperature)
+  kl = [jnp.mean(optax.kl_divergence(jax.nn.log_softmax(l / temperature), teacher))
+        for l in logits[:-1]]
+  return temperature**2 * jnp.mean(jnp.stack(kl))
+
+
 def train_step(state: TrainState, batch, *, setup: TrainSetup):
   images, labels = batch
   rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
@@ -72,7 +82,10 @@ def train_step(state: TrainState, batch, *, setup: TrainSetup):
     ce = jnp.stack([optax.softmax_cross_entropy_with_integer_labels(l, labels).mean()
                     for l in logits])
     acc = jnp.stack([(jnp.argmax(l, -1) == labels).mean() for l in logits])
-    return ce @ weights, (stats, acc)
+    loss = ce @ weights
+    if setup.distill_weight and len(logits) > 1:
+      loss += setup.distill_weight * self_distillation(logits, setup.distill_temperature)
+    return loss, (stats, acc)
 
   (loss, (stats, acc)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   updates, opt = setup.tx.update(grads, state.opt, state.params)

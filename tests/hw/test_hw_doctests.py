@@ -6,7 +6,8 @@ import importlib
 
 import pytest
 
-MODULES = ["accelerator", "analytic", "bit_scaling", "lut", "multicore", "units", "zigzag_model"]
+MODULES = ["accelerator", "analytic", "bit_scaling", "lut", "multicore", "space_lut", "units",
+           "zigzag_model"]
 
 
 @pytest.mark.parametrize("name", MODULES)
