@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from dnas_ee.checkpoint import Checkpointer
 from dnas_ee.config import check_keys, config_from_json, save_config
-from dnas_ee.cost.discrete import discrete_exit_costs
+from dnas_ee.cost.discrete import discrete_exit_costs, discrete_unit_costs
 from dnas_ee.data import load_dataset
 from dnas_ee.exits.confidence import confidence
 from dnas_ee.models.supernet import Supernet, relaxed_architecture
@@ -149,7 +149,7 @@ def _arch_logits(graphdef, state) -> dict:
   model = nnx.merge(graphdef, state.params, state.arch, state.stats)
   return dict(exit_logits=model.exit_logits[...], op_logits=model.op_logits[...],
               backbone_bit_logits=model.backbone_bit_logits[...],
-              branch_bit_logits=model.branch_bit_logits[...])
+              branch_bit_logits=model.branch_bit_logits[...], alloc_logits=model.alloc_logits[...])
 
 
 def derive(config, workdir) -> Genotype:
@@ -163,9 +163,33 @@ def derive(config, workdir) -> Genotype:
   space = build.build_space(config, data_shape, num_classes)
   genotype = derive_genotype(space, arch["exit_logits"], arch["op_logits"],
                              arch["backbone_bit_logits"], arch["branch_bit_logits"],
-                             rule=config.derive.rule, top_k=config.derive.top_k)
+                             alloc_logits=arch.get("alloc_logits"), rule=config.derive.rule,
+                             top_k=config.derive.top_k)
   genotype.save(workdir / "genotype.json")
   return genotype
+
+
+def network_exit_costs(config, space):
+  """([E, M] cost of leaving at each exit of a derived network, metric names).
+
+  On a multi-core accelerator the latency of exit j is the critical path of the
+  discrete schedule (branches placed on another core overlap the backbone) and
+  the energy includes the feature-map transfers of those branches.
+  """
+  source = build.build_cost_source(config, space)
+  costs = discrete_exit_costs(space, source)
+  acc = build.multicore_accelerator(config)
+  if acc is not None and space.branches:
+    from dnas_ee.cost.multicore import discrete_schedule_latency, transfer_tables
+    lat, en = source.metrics.index("latency_s"), source.metrics.index("energy_j")
+    blocks, branches = discrete_unit_costs(space, source)
+    t_lat, t_en = transfer_tables(space, acc)
+    flags, kept = space.parallel_flags, [b.position for b in space.branches]
+    for j in range(space.num_exits):
+      costs[j, lat] = discrete_schedule_latency(blocks[:, lat], branches[:, lat], t_lat[:, 0], kept,
+                                                flags, j)
+      costs[j, en] += sum(t_en[i, 0] for i in range(min(j + 1, len(kept))) if flags[i])
+  return costs, source.metrics
 
 
 def _data_shape(config):

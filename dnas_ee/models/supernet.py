@@ -30,15 +30,19 @@ class ArchProbs:
     ops: [P, D, K] op mixture of each branch slot.
     backbone_bits: [N, num_bits] bit-width mixture of each backbone block.
     branch_bits: [P, num_bits] bit-width mixture of each branch.
+    parallel: [P] probability that each branch runs on another core of a multi-core
+      accelerator (resource allocation; unused on one core).
   """
   gates: jax.Array
   ops: jax.Array
   backbone_bits: jax.Array
   branch_bits: jax.Array
+  parallel: jax.Array
 
 
 jax.tree_util.register_dataclass(
-    ArchProbs, data_fields=["gates", "ops", "backbone_bits", "branch_bits"], meta_fields=[])
+    ArchProbs, data_fields=["gates", "ops", "backbone_bits", "branch_bits", "parallel"],
+    meta_fields=[])
 
 
 class Supernet(nnx.Module):
@@ -65,6 +69,7 @@ class Supernet(nnx.Module):
     self.op_logits = ArchParam(op_logit_init_std * jax.random.normal(rngs.params(), (p, d, k)))
     self.backbone_bit_logits = ArchParam(jnp.zeros((space.num_blocks, nb), jnp.float32))
     self.branch_bit_logits = ArchParam(jnp.zeros((p, nb), jnp.float32))
+    self.alloc_logits = ArchParam(jnp.zeros((p,), jnp.float32))
 
   def __call__(self, x, arch: ArchProbs, *, train: bool):
     space = self.space
@@ -93,12 +98,16 @@ def relaxed_architecture(model: Supernet, relax: Relaxation,
                          rng: jax.Array | None = None) -> ArchProbs:
   """Turns the model's architecture logits into mixture probabilities and gates."""
   keys = jax.random.split(rng, 4) if rng is not None else [None] * 4
+  alloc = model.alloc_logits[...]
   if model.space.fixed_exits:
     gates = jnp.ones_like(model.exit_logits[...])
+    parallel = jnp.asarray(model.space.parallel_flags, jnp.float32).reshape(alloc.shape)
   else:
     gates = exit_gates(model.exit_logits[...], relax, keys[0])
+    parallel = (alloc > 0).astype(alloc.dtype) if relax.hard else jax.nn.sigmoid(alloc)
   return ArchProbs(
       gates=gates,
       ops=mixture_probs(model.op_logits[...], relax, keys[1]),
       backbone_bits=mixture_probs(model.backbone_bit_logits[...], relax, keys[2]),
-      branch_bits=mixture_probs(model.branch_bit_logits[...], relax, keys[3]))
+      branch_bits=mixture_probs(model.branch_bit_logits[...], relax, keys[3]),
+      parallel=parallel)

@@ -26,6 +26,7 @@ class ExitGene:
   ops: tuple[str, ...]
   slot_res: tuple[int, ...]
   bits: int
+  parallel: bool = False   # multi-core: the branch runs on another core
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +55,8 @@ class Genotype:
       bb = dict(data["backbone"])
       bb["blocks"] = tuple(BlockSpec(**b) for b in bb["blocks"])
       bb["image_shape"] = tuple(bb["image_shape"])
-      exits = tuple(ExitGene(int(e["position"]), tuple(e["ops"]), tuple(e["slot_res"]), int(e["bits"]))
+      exits = tuple(ExitGene(int(e["position"]), tuple(e["ops"]), tuple(e["slot_res"]), int(e["bits"]),
+                             bool(e.get("parallel", False)))
                     for e in data["exits"])
       return cls(BackboneSpec(**bb), exits, tuple(int(b) for b in data["backbone_bits"]),
                  int(data["edge_bits"]))
@@ -80,13 +82,16 @@ def genotype_space(genotype: Genotype) -> SearchSpace:
     branches.append(BranchSpec(gene.position, block.out_res, block.cout, gene.slot_res,
                                tuple((op,) for op in gene.ops)))
   return SearchSpace(genotype.backbone, tuple(branches), tuple((b,) for b in genotype.backbone_bits),
-                     tuple((g.bits,) for g in genotype.exits), genotype.edge_bits, fixed_exits=True)
+                     tuple((g.bits,) for g in genotype.exits), genotype.edge_bits, fixed_exits=True,
+                     branch_parallel=tuple(g.parallel for g in genotype.exits))
 
 
 def derive_genotype(space: SearchSpace, exit_logits, op_logits, backbone_bit_logits,
-                    branch_bit_logits, *, rule: str = "threshold", top_k: int = 1) -> Genotype:
+                    branch_bit_logits, *, alloc_logits=None, rule: str = "threshold",
+                    top_k: int = 1) -> Genotype:
   """DESIGN.md's derivation: exits where ``sigmoid(beta) > 0.5`` (or the top-k),
-  argmax op per slot, argmax bit width per group."""
+  argmax op per slot, argmax bit width per group; on a multi-core accelerator a
+  branch runs on another core where its allocation logit is positive."""
   exit_logits = np.asarray(exit_logits)
   if rule == "threshold":
     keep = [i for i, beta in enumerate(exit_logits) if beta > 0]
@@ -97,12 +102,14 @@ def derive_genotype(space: SearchSpace, exit_logits, op_logits, backbone_bit_log
   op_idx = np.asarray(op_logits).argmax(-1)
   bb_idx = np.asarray(backbone_bit_logits).argmax(-1)
   br_idx = np.asarray(branch_bit_logits).argmax(-1)
+  parallel = (np.zeros(len(space.branches)) if alloc_logits is None
+              else np.asarray(alloc_logits)) > 0
   exits = []
   for i in keep:
     branch = space.branches[i]
     ops = tuple(branch.slot_ops[s][op_idx[i, s]] for s in range(branch.depth))
     exits.append(ExitGene(branch.position, ops, branch.slot_res,
-                          space.branch_bits[i][br_idx[i]]))
+                          space.branch_bits[i][br_idx[i]], bool(parallel[i])))
   return Genotype(space.backbone, tuple(exits),
                   tuple(space.backbone_bits[n][bb_idx[n]] for n in range(space.num_blocks)),
                   space.edge_bits)

@@ -92,6 +92,11 @@ class SearchSpace:
   branch_bits: tuple[tuple[int, ...], ...]
   edge_bits: int = 8
   fixed_exits: bool = False
+  branch_parallel: tuple[bool, ...] = ()   # derived networks: branch on another core
+
+  @property
+  def parallel_flags(self) -> tuple[bool, ...]:
+    return self.branch_parallel or (False,) * len(self.branches)
 
   def __post_init__(self):
     n = len(self.backbone.blocks)
@@ -99,6 +104,8 @@ class SearchSpace:
       raise ValueError(f"backbone_bits needs {n} entries (one per block), got {len(self.backbone_bits)}")
     if len(self.branch_bits) != len(self.branches):
       raise ValueError("branch_bits needs one entry per branch")
+    if self.branch_parallel and len(self.branch_parallel) != len(self.branches):
+      raise ValueError("branch_parallel needs one entry per branch")
     for i, bits in enumerate(self.backbone_bits):
       check_bits(bits, f"bits of backbone block {i + 1}")
     for j, bits in enumerate(self.branch_bits):

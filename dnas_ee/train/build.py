@@ -45,22 +45,40 @@ def exit_weight_vector(weights, num_exits: int) -> np.ndarray:
   return np.asarray(weights, np.float32)
 
 
+def multicore_accelerator(config):
+  """The accelerator if the config targets a multi-core one, else None."""
+  if not config.hw.accelerator:
+    return None
+  from dnas_ee.hw import load_accelerator
+  acc = load_accelerator(config.hw.accelerator)
+  return acc if acc.num_cores > 1 else None
+
+
 def build_objective(config, space: SearchSpace, source: CostSource):
   """(ObjectiveSpec, CostContext) of the search."""
   tables = build_cost_tables(space, source)
+  acc = multicore_accelerator(config)
+  p, nb = len(space.branches), space.num_bits
+  transfer_latency, transfer_energy = np.zeros((p, nb)), np.zeros((p, nb))
+  if acc is not None:
+    from dnas_ee.cost.multicore import transfer_tables
+    transfer_latency, transfer_energy = transfer_tables(space, acc)
   total = config.search.steps
   lam = schedule_from(config.loss.lam, total)
   spec = ObjectiveSpec(
       positions=tuple(b.position for b in space.branches), confidence=config.exits.confidence,
       task=config.loss.task, aux_weight=config.loss.aux_weight, penalty=config.loss.penalty,
-      target=config.loss.target, objective=config.hw.objective, metrics=tables.metrics, lam=lam)
+      target=config.loss.target, objective=config.hw.objective, metrics=tables.metrics, lam=lam,
+      multicore=acc is not None)
   reference = static_cost(tables, bit_index=-1)   # backbone at the widest candidate width
   weights = metric_weights(config.hw.objective, tables.metrics, config.loss.metric_weights.to_dict())
   thresholds = np.full(len(space.branches), config.exits.search_threshold, np.float32)
   ctx = CostContext(tables=tables, reference=jnp.asarray(reference),
                     metric_weights=jnp.asarray(weights), thresholds=jnp.asarray(thresholds),
                     exit_weights=jnp.asarray(exit_weight_vector(config.loss.exit_weights,
-                                                                space.num_exits)))
+                                                                space.num_exits)),
+                    transfer_latency=jnp.asarray(transfer_latency, jnp.float32),
+                    transfer_energy=jnp.asarray(transfer_energy, jnp.float32))
   return spec, ctx
 
 

@@ -13,7 +13,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dnas_ee.cost import cost_penalty, exit_probabilities, expected_cost
+from dnas_ee.cost import (
+    cost_penalty, exit_probabilities, expected_block_costs, expected_branch_costs, expected_cost,
+    expected_cost_per_sample)
+from dnas_ee.cost.multicore import (
+    expected_transfer, multicore_latency_per_sample, multicore_transfer_energy)
 from dnas_ee.cost.tables import CostTables
 from dnas_ee.exits.confidence import confidence
 from dnas_ee.relax import Relaxation, soft_exit_decision
@@ -31,11 +35,13 @@ class CostContext:
   metric_weights: jax.Array  # [M]
   thresholds: jax.Array     # [P] search-time exit thresholds
   exit_weights: jax.Array   # [E] weights of the per-exit cross-entropies
+  transfer_latency: jax.Array  # [P, nb] multi-core: sending a branch's input to another core
+  transfer_energy: jax.Array   # [P, nb]
 
 
 jax.tree_util.register_dataclass(
-    CostContext, data_fields=["tables", "reference", "metric_weights", "thresholds", "exit_weights"],
-    meta_fields=[])
+    CostContext, data_fields=["tables", "reference", "metric_weights", "thresholds", "exit_weights",
+                              "transfer_latency", "transfer_energy"], meta_fields=[])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +56,7 @@ class ObjectiveSpec:
   objective: str = "macs"
   metrics: tuple[str, ...] = ("macs", "weight_bytes")
   lam: Callable = lambda step: 0.0
+  multicore: bool = False   # latency as a critical path over cores (dnas_ee.cost.multicore)
 
   def __post_init__(self):
     if self.task not in TASK_LOSSES:
@@ -75,6 +82,25 @@ def metric_weights(objective: str, metrics: tuple[str, ...], weighted: dict) -> 
   if objective == "edp":
     return np.zeros(len(metrics), np.float32)
   return np.array([m == _OBJECTIVE_METRIC[objective] for m in metrics], np.float32)
+
+
+def expected_costs(spec: ObjectiveSpec, ctx: CostContext, arch, soft: jax.Array) -> jax.Array:
+  """``E[C]`` [M]; on a multi-core accelerator latency is the expected critical path and
+  energy includes the transfers of branches placed on another core."""
+  if not spec.multicore:
+    return expected_cost(ctx.tables, arch, soft, spec.positions)
+  lat, en = spec.metrics.index("latency_s"), spec.metrics.index("energy_j")
+  block = expected_block_costs(ctx.tables, arch.backbone_bits)
+  branch = expected_branch_costs(ctx.tables, arch.ops, arch.branch_bits)
+  per_sample = expected_cost_per_sample(ctx.tables, block, branch, arch.gates, soft, spec.positions)
+  _, leave = exit_probabilities(arch.gates, soft)
+  latency = multicore_latency_per_sample(
+      block[:, lat], branch[:, lat], expected_transfer(ctx.transfer_latency, arch.branch_bits),
+      arch.gates, arch.parallel, leave, spec.positions)
+  energy = per_sample[:, en] + multicore_transfer_energy(
+      expected_transfer(ctx.transfer_energy, arch.branch_bits), arch.gates, arch.parallel, leave)
+  per_sample = per_sample.at[:, lat].set(latency).at[:, en].set(energy)
+  return jnp.mean(per_sample, axis=0)
 
 
 def cost_term(spec: ObjectiveSpec, ctx: CostContext, expected: jax.Array) -> jax.Array:
@@ -107,7 +133,7 @@ def search_objective(spec: ObjectiveSpec, ctx: CostContext, logits: list, labels
     aux = spec.aux_weight * weighted
   else:
     task, aux = weighted, jnp.zeros(())
-  cost = expected_cost(ctx.tables, arch, soft, spec.positions)
+  cost = expected_costs(spec, ctx, arch, soft)
   penalty = cost_term(spec, ctx, cost)
   lam = spec.lam(step)
   loss = task + aux + lam * penalty

@@ -94,7 +94,8 @@ def _cost_of_logits(beta, op_logits, bb_logits, br_logits, conf):
 def relaxed_architecture_from(beta, op_logits, bb_logits, br_logits):
   from dnas_ee.models.supernet import ArchProbs
   return ArchProbs(jax.nn.sigmoid(beta), jax.nn.softmax(op_logits, -1),
-                   jax.nn.softmax(bb_logits, -1), jax.nn.softmax(br_logits, -1))
+                   jax.nn.softmax(bb_logits, -1), jax.nn.softmax(br_logits, -1),
+                   jnp.zeros_like(beta))
 
 
 def test_cost_gradients_match_finite_differences():
