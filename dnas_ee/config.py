@@ -54,7 +54,7 @@ def base_config() -> ml_collections.ConfigDict:
                 metric_weights=dict(macs=1.0, weight_bytes=0.0, latency_s=0.0, energy_j=0.0))
   c.derive = dict(rule="threshold", top_k=1)
   c.retrain = dict(steps=800, batch_size=64, lr=0.05, momentum=0.9, weight_decay=5e-4,
-                   exit_weight=1.0, exit_grad_scale=1.0, distill_weight=0.0,
+                   exit_weight=1.0, exit_grad_scale=1.0, distill_weight=1.0,
                    distill_temperature=3.0, train_on_val=True)
   c.evaluate = dict(thresholds=(), batch_size=256)
   c.hw = dict(accelerator="", objective="macs", lut="")
