@@ -1,30 +1,24 @@
 """CIFAR-10, MobileNetV2-CIFAR backbone (17 blocks), like reference A.
 
+A variant of cifar10_resnet20.py (same data, schedules and search settings).
 Data: --config.data.dir=/path/with/cifar-10-python.tar.gz
 """
+from pathlib import Path
+
 import ml_collections
 
-from dnas_ee.config import base_config, schedule
+from dnas_ee.config import load_config_file
 
 
 def get_config(arg=None):
-  c = base_config()
-  c.data.name, c.data.dir = "cifar10", "../shared/data/cifar10"
-  c.data.val_fraction, c.data.calib_fraction = 0.2, 0.05
-  c.data.augment_pad, c.data.augment_flip = 4, True
+  c = load_config_file(Path(__file__).with_name("cifar10_resnet20.py"))
   c.backbone.name = "mobilenetv2_cifar"
-  c.backbone.unlock()
-  c.backbone.options = ml_collections.ConfigDict(dict(width_mult=1.0, head_width=1280))
-  c.backbone.lock()
+  with c.backbone.unlocked():
+    c.backbone.options = ml_collections.ConfigDict(dict(width_mult=1.0, head_width=1280))
   c.space.exit_positions = (3, 5, 7, 10, 13, 16)
-  c.space.branch_resolutions = (8, 4)
-  c.search.steps, c.search.warmup_steps, c.search.batch_size = 6000, 1500, 64
-  c.search.log_every, c.search.checkpoint_every = 100, 500
-  c.exits.search_threshold = 0.8
-  c.retrain.steps, c.retrain.batch_size, c.retrain.lr = 20000, 128, 0.1
-  c.loss.lam = schedule("linear", 0.0, 0.5, steps=0)
-  if arg == "reduced":
+  if arg == "reduced":  # a CPU-sized run: half width, 10k training images, short schedules
     c.backbone.options.width_mult = 0.5
     c.data.limit_train = 10000
-    c.search.steps, c.search.warmup_steps, c.retrain.steps = 1500, 400, 3000
+    c.search.steps, c.search.warmup_steps, c.retrain.steps = 800, 200, 1500
+    c.search.log_every, c.search.checkpoint_every = 50, 200
   return c
