@@ -4,6 +4,7 @@ The public API, re-exported explicitly. The cost layer (``dnas_ee.cost``) is
 usable on its own from any JAX training loop.
 """
 from dnas_ee import cost
+from dnas_ee.exits import EarlyExitExecutor
 from dnas_ee.config import ConfigError, apply_overrides, base_config, load_config_file
 from dnas_ee.models.layers import ArchParam
 from dnas_ee.models.supernet import ArchProbs, Supernet, relaxed_architecture
@@ -16,7 +17,7 @@ from dnas_ee.space.space import SearchSpace, make_search_space
 __version__ = "0.1.0"
 
 __all__ = [
-    "ArchParam", "ArchProbs", "ConfigError", "Genotype", "OpSignature", "Relaxation", "SearchSpace",
+    "ArchParam", "ArchProbs", "ConfigError", "EarlyExitExecutor", "Genotype", "OpSignature", "Relaxation", "SearchSpace",
     "Supernet", "apply_overrides", "base_config", "cost", "derive_genotype", "genotype_space",
     "load_config_file", "make_search_space", "quantize_activations", "quantize_weights",
     "relaxed_architecture",

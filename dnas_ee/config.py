@@ -56,6 +56,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.retrain = dict(steps=800, batch_size=64, lr=0.05, momentum=0.9, weight_decay=5e-4,
                    exit_weight=1.0, exit_grad_scale=1.0, distill_weight=1.0,
                    distill_temperature=3.0, train_on_val=True)
+  c.calibrate = dict(mode="accuracy_floor", max_drop=0.5, budget=0.5)
   c.evaluate = dict(thresholds=(), batch_size=256)
   c.hw = dict(accelerator="", objective="macs", lut="")
   c.mesh = dict(multi_host=False)

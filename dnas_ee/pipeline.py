@@ -16,7 +16,6 @@ import json
 import time
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -27,14 +26,13 @@ from dnas_ee.checkpoint import Checkpointer
 from dnas_ee.config import check_keys, config_from_json, save_config
 from dnas_ee.cost.discrete import discrete_exit_costs, discrete_unit_costs
 from dnas_ee.data import load_dataset
-from dnas_ee.exits.confidence import confidence
-from dnas_ee.models.supernet import Supernet, relaxed_architecture
-from dnas_ee.relax import Relaxation
+from dnas_ee.models.supernet import Supernet
 from dnas_ee.space.genotype import Genotype, derive_genotype, genotype_space
 from dnas_ee.train import build, loop, parallel, retrain as rt
 from dnas_ee.train.search import SearchSetup, init_search_state, jit_search_step, split_model
 
-STAGES = ("search", "derive", "retrain", "evaluate")
+STAGES = ("search", "derive", "retrain", "calibrate", "evaluate")
+CALIBRATION_MODES = ("accuracy_floor", "budget", "none")
 NETWORKS = ("early_exit", "static")
 
 
@@ -377,8 +375,22 @@ def _thresholds(config, workdir: Path, num_early: int, *, with_source: bool = Fa
   return (thresholds, source) if with_source else thresholds
 
 
+def calibrate(config, workdir):
+  """Per-exit thresholds on the calibration split (``config.calibrate``); 'none' keeps the
+  configured ones."""
+  c = config.calibrate
+  if c.mode not in CALIBRATION_MODES:
+    raise ValueError(f"unknown calibrate.mode {c.mode!r}; use one of {CALIBRATION_MODES}")
+  if c.mode == "none":
+    (Path(workdir) / "thresholds.json").unlink(missing_ok=True)
+    return None
+  from dnas_ee.exits.run_calibration import calibrate_run
+  return calibrate_run(workdir, mode=c.mode, max_drop=c.max_drop, budget=c.budget)
+
+
 def run(config, workdir, *, progress: bool = True, stages=STAGES) -> dict | None:
-  """All stages in order; each resumes from what the work dir already holds."""
+  """All stages in order (search, derive, retrain, calibrate, evaluate); each resumes
+  from what the work dir already holds."""
   summary = None
   for stage in stages:
     if stage == "search":
@@ -390,6 +402,8 @@ def run(config, workdir, *, progress: bool = True, stages=STAGES) -> dict | None
       derive(config, workdir)
     elif stage == "retrain":
       retrain(config, workdir, progress=progress)
+    elif stage == "calibrate":
+      calibrate(config, workdir)
     elif stage == "evaluate":
       summary = evaluate(config, workdir)
   return summary

@@ -23,10 +23,18 @@ def summary_table(summary: dict) -> str:
     rates = " ".join(f"{r:.2f}" for r in e["exit_rates"])
     lines.append(f"{which:<12}{100 * e['accuracy']:>9.2f}%"
                  + "".join(f"{e[m]:>14.4g}" for m in metrics) + f"  {rates}")
+  dead = summary["early_exit"].get("dead_exits")
+  if dead:
+    lines.append(f"dead exits (never fire at the calibrated thresholds): {dead}")
   lines.append("")
   lines.append(f"expected MACs {100 * summary['macs_reduction']:.1f}% below the static backbone; "
                f"accuracy {summary['accuracy_drop_points']:+.2f} points below it"
                if summary['accuracy_drop_points'] >= 0 else
                f"expected MACs {100 * summary['macs_reduction']:.1f}% below the static backbone; "
                f"accuracy {-summary['accuracy_drop_points']:.2f} points above it")
+  if summary.get("measured_speedup"):
+    lines.append(f"measured per-sample latency (batch 1, this machine): "
+                 f"{summary['measured_speedup']:.2f}x faster than the static backbone")
+  if summary.get("report"):
+    lines.append(f"report: {summary['report']}")
   return "\n".join(lines)

@@ -103,10 +103,9 @@ class NetworkEvaluation:
 def evaluate_network(config, workdir: Path, which: str, images, labels) -> NetworkEvaluation:
   """Accuracy, exits and expected costs of ``which`` (``'early_exit'`` or ``'static'``)."""
   from dnas_ee import pipeline
-  from dnas_ee.train import build
 
   space, setup, state = pipeline.load_trained(config, workdir, which)
-  costs = network_costs(space, build.build_cost_source(config, space))
+  costs = network_costs(config, space)
   logits = pipeline.exit_logits(setup, state, images, config.evaluate.batch_size)
   conf, correct = pipeline.exit_table(logits, labels, config.exits.confidence)
   thresholds, source = pipeline._thresholds(config, workdir, len(space.branches),
@@ -127,7 +126,8 @@ def evaluate_network(config, workdir: Path, which: str, images, labels) -> Netwo
   final_rates = np.zeros(space.num_exits)
   final_rates[-1] = 1.0
   entry["final_only"] = dict(accuracy=float(correct[:, -1].mean()),
-                             **_expected(costs, final_rates, costs.backbone))
+                             **_expected(costs, final_rates,
+                                         costs.deployed(np.full(len(space.branches), np.inf))))
   return NetworkEvaluation(which, space, setup, state, costs, conf, correct, thresholds, entry)
 
 
@@ -262,7 +262,7 @@ def write_report(workdir: Path, config, summary: dict, ee: NetworkEvaluation,
   if ee.space.branches:
     front = pareto_front(ee.conf, ee.correct, obj.cumulative, branch_cost=obj.branch)
     chosen_cost = float(np.asarray(e["exit_rates"]) @ obj.vector(ee.costs.deployed(ee.thresholds)))
-    final_cost = float(obj.vector(ee.costs.backbone)[-1])
+    final_cost = float(obj.vector(ee.costs.backbone[None])[0])
     plot_pareto(front, None, (obj.reference, s["accuracy"]), workdir / PARETO_PLOT,
                 cost_label=f"expected {obj.label} per sample",
                 points=[(chosen_cost, e["accuracy"], "chosen thresholds"),

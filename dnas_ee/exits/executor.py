@@ -11,22 +11,30 @@ Each segment is one jitted pure function of (its weights, its input features).
 A sample leaves at the first exit whose confidence reaches the exit's threshold:
 the segment's logits come to the host, ``host_confidence`` scores them and
 ``conf >= tau`` is decided there, exactly as ``pipeline.exit_table`` and
-``pipeline.first_exit`` do; samples that leave stop computing. An early exit with threshold ``+inf``
-never fires, so it is *pruned*: its branch is not computed at all (its blocks join
-the next segment).
+``pipeline.first_exit`` do; samples that leave stop computing. An early exit with
+threshold ``+inf`` never fires, so it is *pruned*: its branch is not computed at
+all (its blocks join the next segment).
 
 Batched mode (``EarlyExitExecutor.run``): after each exit the surviving samples
-are gathered into a smaller batch, padded to the next *bucket* size (powers of two,
-capped at ``batch_size``), so a segment is compiled for at most ``len(buckets)``
-shapes. BatchNorm runs in inference mode (running statistics), so every row is
-computed independently and padding rows (copies of a real row, or zero images in
-the first segment) cannot change a real row. Single-sample mode
-(``EarlyExitExecutor.predict_one``) runs batch 1 and returns at the first exit that
-fires: the latency a deployed device would see.
+are gathered into a smaller batch, padded to the next *bucket* size (powers of
+two from ``min_bucket``, capped at ``batch_size``), so a segment is compiled for at
+most ``len(buckets)`` shapes (``trace_counts`` counts them; the gather itself is
+one tiny program per pair of buckets). BatchNorm runs in inference mode (running
+statistics), so every row is computed independently and padding rows (zero
+images, or copies of a row of the previous batch) cannot change a real row.
+Single-sample mode (``EarlyExitExecutor.predict_one``) runs one sample and returns
+at the first exit that fires: the latency a deployed device would see.
 
 The results equal the "evaluate every exit" reference (``pipeline.exit_logits``
-then ``pipeline.first_exit``): same modules, same inference-mode arithmetic; only
-the work of samples that have left is skipped.
+then ``pipeline.first_exit``) bit for bit: same modules, same inference-mode
+arithmetic, only the work of samples that have left is skipped. Two details keep
+it exact: segments never run a batch of one row by default (``min_bucket=2``: XLA
+rounds batch-1 programs differently), and scores are computed on the host row by
+row (``host_confidence``), so a sample lying exactly on a calibrated threshold
+(thresholds are observed calibration scores) exits at the same place in both.
+
+``with_thresholds`` gives the same network under other thresholds, sharing the
+compiled segments; ``measure_latencies`` and ``measure_throughput`` time it.
 
 Example:
   >>> ex = EarlyExitExecutor.from_state(space, setup.graphdef, state.params,
@@ -34,6 +42,7 @@ Example:
   ...                                   measure="max_prob")        # doctest: +SKIP
   >>> out = ex.run(images)                                         # doctest: +SKIP
   >>> out.predictions, out.exits                                   # doctest: +SKIP
+  >>> ex.predict_one(images[0])        # (prediction, exit, confidence) # doctest: +SKIP
 """
 from __future__ import annotations
 

@@ -1,22 +1,29 @@
 """Per-exit costs of a derived network, as calibration and evaluation need them.
 
-``discrete_exit_costs`` gives the cumulative cost of leaving at each exit with
-every earlier branch evaluated. Deployment and threshold calibration also need
-the pieces: each branch's own cost (to prune exits that never fire) and the
-backbone's cost up to each exit. ``NetworkCosts`` holds all three for every cost
-metric of the source (MACs and weight bytes, plus latency and energy when an
-accelerator LUT is configured) and turns them into the one cost vector a
-calibration objective uses (``objective_costs``).
+``pipeline.network_exit_costs`` gives the cost of leaving at each exit with every
+earlier branch evaluated (on a multi-core accelerator, the latency is the
+critical path of the discrete schedule, where a branch on another core overlaps
+the backbone). Deployment and threshold calibration also need what pruning an
+exit saves: an exit that never fires (threshold ``+inf``) is not computed at all.
+``NetworkCosts`` holds the cumulative costs and each branch's own cost for every
+metric of the cost source (MACs and weight bytes, plus latency and energy when an
+accelerator LUT is configured), gives the deployed costs under a threshold
+setting, and ``objective_costs`` turns them into the one cost vector a
+calibration objective uses.
+
+Costs are *additive* over branches unless a branch runs on another core of a
+multi-core accelerator; then pruning is accounted for by recomputing the costs
+of the network without the pruned branches, and calibration counts dead
+branches instead of pruning them (its pruning model is a subtraction).
 """
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import numpy as np
 
-from dnas_ee.cost.discrete import discrete_exit_costs
-from dnas_ee.cost.tables import CostSource, total_cost
-from dnas_ee.space.ops import parse_op
+from dnas_ee.cost.discrete import discrete_unit_costs
 from dnas_ee.space.space import SearchSpace
 
 # hw.objective -> the cost metric it optimizes ('edp' and 'weighted' are combinations).
@@ -32,14 +39,20 @@ class NetworkCosts:
   Attributes:
     metrics: names of the ``M`` metrics (the cost source's).
     cumulative: ``[E, M]`` cost of leaving at exit ``j`` with every earlier branch
-      evaluated (``discrete_exit_costs``).
-    branch: ``[E-1, M]`` each early exit's branch alone.
-    backbone: ``[E, M]`` backbone blocks (stem and head included) up to exit ``j``.
+      evaluated (``pipeline.network_exit_costs``).
+    branch: ``[E-1, M]`` each early exit's branch alone (its layers' costs).
+    additive: whether pruning a branch saves exactly its cost (no branch on
+      another core of a multi-core accelerator).
+    space: the derived network's space.
+    recompute: ``space -> [E', M]`` cumulative costs of another derived space (a
+      pruned one), used when not ``additive``.
   """
   metrics: tuple[str, ...]
   cumulative: np.ndarray
   branch: np.ndarray
-  backbone: np.ndarray
+  additive: bool
+  space: SearchSpace = dataclasses.field(repr=False, compare=False)
+  recompute: Callable = dataclasses.field(repr=False, compare=False)
 
   @property
   def num_exits(self) -> int:
@@ -55,49 +68,67 @@ class NetworkCosts:
     """``[E, M]`` cost of leaving at each exit when the ``+inf`` exits are pruned.
 
     A disabled exit (threshold ``+inf``) never fires, so the deployed network
-    (``EarlyExitExecutor``) does not compute its branch.
+    (``EarlyExitExecutor``) does not compute its branch. The rows of disabled
+    exits keep their unpruned cost (no sample leaves there).
     """
     tau = np.asarray(thresholds, dtype=np.float64).reshape(-1)[:self.num_exits - 1]
     if tau.shape[0] != self.num_exits - 1:
       raise ValueError(f"{self.num_exits - 1} early-exit thresholds needed, got {tau.shape[0]}")
-    removed = np.zeros_like(self.cumulative)
-    pruned = (tau == np.inf)[:, None] * self.branch
-    removed[1:] = np.cumsum(pruned, axis=0)
-    return self.cumulative - removed
+    pruned = tau == np.inf
+    if not pruned.any():
+      return self.cumulative.copy()
+    if self.additive:
+      removed = np.zeros_like(self.cumulative)
+      removed[1:] = np.cumsum(pruned[:, None] * self.branch, axis=0)
+      return self.cumulative - removed
+    keep = [int(k) for k in np.flatnonzero(~pruned)]
+    out = self.cumulative.copy()
+    out[keep + [self.num_exits - 1]] = self.recompute(prune_space(self.space, keep))
+    return out
+
+  @property
+  def backbone(self) -> np.ndarray:
+    """``[M]`` the final exit alone (every early exit pruned): the bare backbone."""
+    return self.deployed(np.full(self.num_exits - 1, np.inf))[-1]
 
   def column(self, costs: np.ndarray, metric: str) -> np.ndarray:
-    """``[E]`` one metric of ``costs`` (``[E, M]``); ``'edp'`` is latency x energy."""
+    """``[...]`` one metric of ``costs`` (``[..., M]``); ``'edp'`` is latency x energy."""
+    costs = np.asarray(costs)
     if metric == "edp":
       if not self.has("edp"):
         raise ValueError(f"EDP needs latency_s and energy_j, the cost source has {self.metrics}: "
                          f"set --config.hw.accelerator")
-      return costs[:, self.metrics.index("latency_s")] * costs[:, self.metrics.index("energy_j")]
+      return costs[..., self.metrics.index("latency_s")] * costs[..., self.metrics.index("energy_j")]
     if metric not in self.metrics:
       raise ValueError(f"cost metric {metric!r} is not among {self.metrics}")
-    return costs[:, self.metrics.index(metric)]
+    return costs[..., self.metrics.index(metric)]
 
 
-def network_costs(space: SearchSpace, source: CostSource) -> NetworkCosts:
-  """``NetworkCosts`` of the derived network ``space`` under ``source``.
+def prune_space(space: SearchSpace, keep) -> SearchSpace:
+  """The derived ``space`` with only the early exits ``keep`` (indices, increasing)."""
+  keep = list(keep)
+  parallel = tuple(space.parallel_flags[k] for k in keep) if space.branch_parallel else ()
+  return dataclasses.replace(space, branches=tuple(space.branches[k] for k in keep),
+                             branch_bits=tuple(space.branch_bits[k] for k in keep),
+                             branch_parallel=parallel)
+
+
+def network_costs(config, space: SearchSpace) -> NetworkCosts:
+  """``NetworkCosts`` of the derived network ``space`` under the run's cost model.
 
   Raises:
     ValueError: ``space`` is not derived (one op per slot, one width per group).
   """
-  cumulative = discrete_exit_costs(space, source)      # checks that the space is derived
-  num_classes = space.backbone.num_classes
-  branches = []
-  for branch, (bits,) in zip(space.branches, space.branch_bits):
-    sigs = branch.entry_signatures(bits)
-    width = branch.base_width
-    for s, (name,) in enumerate(branch.slot_ops):
-      sigs += branch.op_signatures(s, name, width, bits)
-      width = parse_op(name).out_width(width, branch.base_width)
-    sigs += branch.classifier_signatures(width, num_classes, bits)
-    branches.append(total_cost(sigs, source))
-  metrics = tuple(source.metrics)
-  branch = np.stack(branches) if branches else np.zeros((0, len(metrics)))
-  backbone = cumulative - np.cumsum(np.concatenate([branch, np.zeros((1, len(metrics)))]), axis=0)
-  return NetworkCosts(metrics, cumulative, branch, backbone)
+  from dnas_ee import pipeline
+  from dnas_ee.train import build
+
+  recompute = lambda sp: np.asarray(pipeline.network_exit_costs(config, sp)[0], np.float64)
+  cumulative, metrics = pipeline.network_exit_costs(config, space)
+  source = build.build_cost_source(config, space)
+  _, branch = discrete_unit_costs(space, source)
+  additive = not (any(space.parallel_flags) and build.multicore_accelerator(config) is not None)
+  return NetworkCosts(tuple(metrics), np.asarray(cumulative, np.float64),
+                      np.asarray(branch, np.float64), additive, space, recompute)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,8 +166,11 @@ class ObjectiveCosts:
 
   @property
   def branch(self) -> np.ndarray | None:
-    """``[E-1]`` each early exit's branch (for pruning); None for EDP (not additive)."""
-    return None if self.weights is None else self.costs.branch @ self.weights
+    """``[E-1]`` each early exit's branch (for pruning dead exits in a calibration), or
+    None where pruning is not a subtraction (EDP; branches on another core)."""
+    if self.weights is None or not self.costs.additive:
+      return None
+    return self.costs.branch @ self.weights
 
 
 def objective_costs(objective: str, costs: NetworkCosts, static: NetworkCosts,
@@ -170,7 +204,10 @@ def objective_costs(objective: str, costs: NetworkCosts, static: NetworkCosts,
       weights = None
     else:
       weights = np.array([m == metric for m in costs.metrics], np.float64)
-    reference = float(static.column(static.cumulative, metric)[-1])
+    if not costs.additive:
+      note = _join(note, "branches run on other cores, so pruning one is no subtraction: the "
+                         "calibration counts dead branches, the evaluation prunes them")
+    reference = float(static.column(static.cumulative[-1], metric))
     return ObjectiveCosts(metric, costs, weights, reference, note)
   if objective == "weighted":
     given = dict(metric_weights or {})
@@ -179,9 +216,16 @@ def objective_costs(objective: str, costs: NetworkCosts, static: NetworkCosts,
     missing = sorted(m for m, w in given.items() if w and m not in costs.metrics)
     if missing:
       note = f"loss.metric_weights names metrics this run does not have ({missing}); they count 0"
+    if not costs.additive:
+      note = _join(note, "branches run on other cores, so pruning one is no subtraction: the "
+                         "calibration counts dead branches, the evaluation prunes them")
     if not np.any(weights > 0):
       raise ValueError("hw.objective='weighted' with no positive loss.metric_weights entry: give "
                        f"a weight to at least one metric of {costs.metrics}")
     return ObjectiveCosts("weighted", costs, weights, float(static.cumulative[-1] @ weights), note)
   raise ValueError(f"unknown hw.objective {objective!r}; use 'macs', 'latency', 'energy', 'edp' "
                    f"or 'weighted'")
+
+
+def _join(*notes: str) -> str:
+  return "; ".join(n for n in notes if n)

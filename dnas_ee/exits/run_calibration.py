@@ -55,7 +55,6 @@ def calibrate_run(workdir, *, mode: str, max_drop: float = 0.5, budget: float = 
   from dnas_ee.data import load_dataset
   from dnas_ee.exits.evaluation import check_run_files
   from dnas_ee.space.genotype import Genotype, genotype_space
-  from dnas_ee.train import build
 
   if mode not in MODES:
     raise ValueError(f"unknown calibration mode {mode!r}; use one of {MODES}")
@@ -74,11 +73,10 @@ def calibrate_run(workdir, *, mode: str, max_drop: float = 0.5, budget: float = 
   logits = pipeline.exit_logits(setup, state, data.calib.images, config.evaluate.batch_size)
   conf, correct = pipeline.exit_table(logits, data.calib.labels, config.exits.confidence)
 
-  source = build.build_cost_source(config, space)
   genotype = Genotype.load(workdir / "genotype.json")
   static_space = genotype_space(genotype.static)
-  costs = network_costs(space, source)
-  static = network_costs(static_space, build.build_cost_source(config, static_space))
+  costs = network_costs(config, space)
+  static = network_costs(config, static_space)
   obj = objective_costs(config.hw.objective, costs, static,
                         config.loss.metric_weights.to_dict())
   common = dict(branch_cost=obj.branch, num_candidates=num_candidates)

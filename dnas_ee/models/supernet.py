@@ -91,7 +91,7 @@ def scale_gradient(x, scale: float):
   """Identity forward; multiplies the backward gradient by ``scale``."""
   if scale == 1.0:
     return x
-  return x * scale + jax.lax.stop_gradient(x * (1.0 - scale))
+  return x + (scale - 1.0) * (x - jax.lax.stop_gradient(x))   # exactly x forward
 
 
 def relaxed_architecture(model: Supernet, relax: Relaxation,

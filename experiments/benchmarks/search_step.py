@@ -32,6 +32,9 @@ sys.path.insert(0, str(ROOT))
 from dnas_ee import pipeline  # noqa: E402
 from dnas_ee.config import apply_overrides, load_config_file  # noqa: E402
 from dnas_ee.cost import expected_cost  # noqa: E402
+from dnas_ee.models.supernet import relaxed_architecture  # noqa: E402
+from dnas_ee.relax import Relaxation  # noqa: E402
+from flax import nnx  # noqa: E402
 from dnas_ee.space.genotype import derive_genotype, genotype_space  # noqa: E402
 from dnas_ee.train import retrain as rt  # noqa: E402
 from dnas_ee.train.objective import cost_term  # noqa: E402
@@ -100,9 +103,8 @@ def bench_space(config, iters):
   spec, ctx = run.setup.objective, run.ctx
   p, nb = len(run.space.branches), run.space.num_bits
   live = fresh()
-  probs = pipeline.relaxed_architecture(
-      pipeline.nnx.merge(run.setup.graphdef, live.params, live.arch, live.stats),
-      pipeline.Relaxation())
+  probs = relaxed_architecture(nnx.merge(run.setup.graphdef, live.params, live.arch, live.stats),
+                               Relaxation())
   soft = jnp.full((bs, p), 0.5)
 
   @jax.jit

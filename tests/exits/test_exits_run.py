@@ -171,20 +171,23 @@ def test_unfinished_retraining_is_named(run_dir, copy_run):
 
 def test_network_costs_agree_with_the_discrete_costs(run_dir):
   from dnas_ee.cost.discrete import discrete_exit_costs
-  from dnas_ee.exits.network_costs import network_costs, objective_costs
+  from dnas_ee.exits.network_costs import network_costs, objective_costs, prune_space
   from dnas_ee.space.genotype import Genotype, genotype_space
   from dnas_ee.train import build
   config = pipeline.load_run_config(run_dir)
   genotype = Genotype.load(run_dir / "genotype.json")
   space, static_space = genotype_space(genotype), genotype_space(genotype.static)
   source = build.build_cost_source(config, space)
-  costs, static = network_costs(space, source), network_costs(static_space, source)
+  costs, static = network_costs(config, space), network_costs(config, static_space)
+  assert costs.additive and costs.metrics == ("macs", "weight_bytes")
   np.testing.assert_allclose(costs.cumulative, discrete_exit_costs(space, source))
-  np.testing.assert_allclose(costs.backbone[-1], static.cumulative[-1])   # same backbone
+  np.testing.assert_allclose(costs.backbone, static.cumulative[-1])        # same backbone
   assert np.all(costs.branch > 0)
-  np.testing.assert_allclose(costs.deployed([np.inf, np.inf])[-1], static.cumulative[-1])
   np.testing.assert_allclose(costs.deployed([np.inf, 0.5])[1],
                              costs.cumulative[1] - costs.branch[0])
+  # pruning by subtraction equals the costs of the network without the pruned exit
+  without_first = discrete_exit_costs(prune_space(space, [1]), source)
+  np.testing.assert_allclose(costs.deployed([np.inf, 0.5])[1:], without_first)
   obj = objective_costs("macs", costs, static)
   assert obj.metric == "macs" and obj.reference == static.cumulative[-1, 0]
   np.testing.assert_allclose(obj.branch, costs.branch[:, 0])
@@ -192,3 +195,33 @@ def test_network_costs_agree_with_the_discrete_costs(run_dir):
   assert weighted.reference == pytest.approx(2.0)
   with pytest.raises(ValueError, match="unknown hw.objective"):
     objective_costs("speed", costs, static)
+
+
+def test_branches_on_other_cores_are_pruned_by_recomputing(tmp_path):
+  """Multi-core: a branch on another core overlaps the backbone, so its latency is
+  no subtraction; the deployed costs are those of the network without it."""
+  from conftest import write_run
+  from dnas_ee.exits.network_costs import network_costs, objective_costs, prune_space
+  from dnas_ee.space.genotype import Genotype, genotype_space
+  workdir = write_run(tmp_path / "multicore", ["--config.hw.accelerator=quad_core_edge_tpu_like",
+                                               "--config.hw.objective=latency",
+                                               "--config.retrain.steps=1"], seed=2)
+  data = json.loads((workdir / "genotype.json").read_text())
+  for gene in data["exits"]:
+    gene["parallel"] = True
+  (workdir / "genotype.json").write_text(json.dumps(data))
+  config = pipeline.load_run_config(workdir)
+  genotype = Genotype.load(workdir / "genotype.json")
+  space = genotype_space(genotype)
+  costs = network_costs(config, space)
+  assert not costs.additive
+  for tau, keep in (([np.inf, 0.5], [1]), ([0.5, np.inf], [0]), ([np.inf, np.inf], [])):
+    expected, _ = pipeline.network_exit_costs(config, prune_space(space, keep))
+    np.testing.assert_allclose(costs.deployed(tau)[keep + [2]], expected)
+  static = network_costs(config, genotype_space(genotype.static))
+  obj = objective_costs("latency", costs, static)
+  assert obj.branch is None and "other cores" in obj.note
+  cal = calibrate_run(workdir, mode="accuracy_floor", max_drop=5.0, verbose=False)
+  assert not cal.pruned
+  summary = pipeline.evaluate(config, workdir, **NO_TIMING)
+  assert summary["early_exit"]["final_only"]["latency_s"] == pytest.approx(costs.backbone[2])
