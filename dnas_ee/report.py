@@ -35,6 +35,7 @@ def summary_table(summary: dict) -> str:
   if summary.get("measured_speedup"):
     lines.append(f"measured per-sample latency (batch 1, this machine): "
                  f"{summary['measured_speedup']:.2f}x faster than the static backbone")
-  if summary.get("report"):
-    lines.append(f"report: {summary['report']}")
+  report = summary.get("report")
+  if report:
+    lines.append(f"report: {report['markdown'] if isinstance(report, dict) else report}")
   return "\n".join(lines)

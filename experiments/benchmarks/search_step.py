@@ -136,14 +136,14 @@ def configs(quick):
   yield "cifar10_mbv2", mbv2
   if quick:
     return
+  # Scaling: the digits space (compiles in seconds on a CPU), growing exits and ops.
   all_ops = list(digits.space.branch_ops)
-  for positions in ((3,), (3, 7, 13), (3, 5, 7, 10, 13, 16)):
-    for k in (3, 9):
-      c = load_config_file(ROOT / "experiments/configs/cifar10_mbv2.py")
+  for positions in ((1,), (1, 2)):
+    for k in (2, 5, 9):
+      c = load_config_file(ROOT / "experiments/configs/digits.py")
       apply_overrides(c, [f"--config.space.exit_positions={positions}",
-                          f"--config.space.branch_ops={tuple(all_ops[-k:])}",
-                          "--config.search.batch_size=64"])
-      yield f"mbv2 P={len(positions)} K={k}", c
+                          f"--config.space.branch_ops={tuple(all_ops[-k:])}"])
+      yield f"digits P={len(positions)} K={k}", c
 
 
 def main():
