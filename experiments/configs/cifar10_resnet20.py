@@ -19,9 +19,10 @@ def get_config(arg=None):
   c.exits.search_threshold = 0.8
   c.retrain.steps, c.retrain.batch_size, c.retrain.lr = 20000, 128, 0.1
   c.loss.lam = schedule("linear", 0.0, 0.5, steps=0)
-  if arg == "reduced":  # a CPU-sized run (2 cores, ~25 min): 10k training images, short schedules
+  if arg == "reduced":  # a CPU-sized run (2 cores, ~20 min): 10k training images, short schedules
     c.data.limit_train = 10000
     c.space.exit_positions = (2, 4, 6)
-    c.search.steps, c.search.warmup_steps, c.retrain.steps = 500, 125, 700
-    c.search.log_every, c.search.checkpoint_every = 50, 100
+    c.search.steps, c.search.warmup_steps = 300, 75
+    c.retrain.steps, c.retrain.batch_size = 500, 64
+    c.search.log_every, c.search.checkpoint_every = 25, 100
   return c
