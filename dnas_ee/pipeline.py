@@ -381,7 +381,9 @@ def calibrate(config, workdir):
   c = config.calibrate
   if c.mode not in CALIBRATION_MODES:
     raise ValueError(f"unknown calibrate.mode {c.mode!r}; use one of {CALIBRATION_MODES}")
-  if c.mode == "none":
+  if c.mode == "none" or not Genotype.load(Path(workdir) / "genotype.json").exits:
+    if c.mode != "none":
+      print("calibrate: the derived network has no early exit; nothing to calibrate")
     (Path(workdir) / "thresholds.json").unlink(missing_ok=True)
     return None
   from dnas_ee.exits.run_calibration import calibrate_run

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import ROOT, subprocess_env, tiny_overrides
+from core_support import ROOT, subprocess_env, tiny_overrides
 from dnas_ee import pipeline
 from dnas_ee.config import apply_overrides
 from dnas_ee.train.loop import NonFiniteError
@@ -38,7 +38,7 @@ import json, sys
 import jax, numpy as np
 from jax.sharding import Mesh
 sys.path.insert(0, "tests/core")
-from conftest import tiny_overrides
+from core_support import tiny_overrides
 from dnas_ee import pipeline
 from dnas_ee.config import apply_overrides, load_config_file
 from dnas_ee.train.search import jit_search_step

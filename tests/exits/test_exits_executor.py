@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import SMALL, make_config, random_genotype, random_network, split_network
+from exits_support import SMALL, make_config, random_genotype, random_network, split_network
 from dnas_ee import pipeline
 from dnas_ee.exits import EarlyExitExecutor, bucket_for, bucket_sizes, plan_segments
 from dnas_ee.exits.confidence import confidence, host_confidence

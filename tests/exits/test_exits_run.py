@@ -200,7 +200,7 @@ def test_network_costs_agree_with_the_discrete_costs(run_dir):
 def test_branches_on_other_cores_are_pruned_by_recomputing(tmp_path):
   """Multi-core: a branch on another core overlaps the backbone, so its latency is
   no subtraction; the deployed costs are those of the network without it."""
-  from conftest import write_run
+  from exits_support import write_run
   from dnas_ee.exits.network_costs import network_costs, objective_costs, prune_space
   from dnas_ee.space.genotype import Genotype, genotype_space
   workdir = write_run(tmp_path / "multicore", ["--config.hw.accelerator=quad_core_edge_tpu_like",

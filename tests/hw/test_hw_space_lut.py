@@ -92,7 +92,8 @@ def test_relaxed_lut_cost_at_zero_temperature_equals_discrete_network(digits_lut
   br = jax.random.normal(k[3], (p, space.num_bits))
   soft = jax.random.bernoulli(k[4], 0.4, (8, p)).astype(jnp.float32)
   hot = lambda logits: jax.nn.one_hot(jnp.argmax(logits, -1), logits.shape[-1])
-  arch = ArchProbs((beta > 0).astype(jnp.float32), hot(op_logits), hot(bb), hot(br))
+  arch = ArchProbs((beta > 0).astype(jnp.float32), hot(op_logits), hot(bb), hot(br),
+                   jnp.zeros_like(beta))
   relaxed = np.asarray(expected_cost(tables, arch, soft, tuple(b.position for b in space.branches)))
   genotype = derive_genotype(space, beta, op_logits, bb, br)
   per_exit = discrete_exit_costs(genotype_space(genotype), source)   # sums of LUT rows

@@ -1,0 +1,27 @@
+"""Helpers shared by the core tests (a module of its own: conftest names clash across folders)."""
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def tiny_overrides():
+  """A digits search small enough for the test suite (a few seconds per run)."""
+  return ["--config.hw.accelerator=",   # MACs only: the shipped LUTs cover the default space
+          "--config.backbone.options.stage_widths=(8, 16, 16)",
+          "--config.backbone.options.stem_width=8",
+          "--config.space.branch_ops=('conv3_s2_x1', 'dwsep3_s1_x2', 'maxpool2_s2', 'identity')",
+          "--config.search.steps=24", "--config.search.warmup_steps=6",
+          "--config.search.log_every=4", "--config.search.checkpoint_every=8",
+          "--config.search.batch_size=32", "--config.retrain.steps=24",
+          "--config.retrain.batch_size=32"]
+
+
+def subprocess_env(devices: int = 1):
+  env = dict(os.environ)
+  flags = [f for f in env.get("XLA_FLAGS", "").split() if "device_count" not in f]
+  env["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={devices}"])
+  env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+  return env
