@@ -220,16 +220,22 @@ def _number(path: object, where: str, value: Any) -> float:
   return float(value)
 
 
+def _check_fields(path: object, obj: dict, allowed, *, missing: str, unknown: str) -> None:
+  """Every field of ``allowed`` present and none other (messages take the key via format)."""
+  for k in allowed:
+    if k not in obj:
+      _fail(path, missing.format(k))
+  for k in obj:
+    if k not in allowed:
+      _fail(path, unknown.format(k))
+
+
 def _parse_row(path: object, i: int, row: Any) -> tuple[str, OpCost]:
   where = f"rows[{i}]"
   if not isinstance(row, dict):
     _fail(path, f"{where} is a {type(row).__name__}, not an object")
-  for k in _ROW_KEYS:
-    if k not in row:
-      _fail(path, f"{where} lacks the field {k!r}")
-  for k in row:
-    if k not in _ROW_KEYS:
-      _fail(path, f"{where} has an unknown field {k!r} (allowed: {list(_ROW_KEYS)})")
+  _check_fields(path, row, _ROW_KEYS, missing=f"{where} lacks the field {{!r}}",
+                unknown=f"{where} has an unknown field {{!r}} (allowed: {list(_ROW_KEYS)})")
   key = row["op"]
   try:
     sig = OpSignature.from_key(key) if isinstance(key, str) else None
@@ -253,12 +259,8 @@ def parse_lut(data: Any, path: object = "<memory>") -> Lut:
   """Validates parsed LUT JSON; ``LutError`` naming the file and the first problem."""
   if not isinstance(data, dict):
     _fail(path, f"top level is a {type(data).__name__}, not a JSON object")
-  for k in _TOP_KEYS:
-    if k not in data:
-      _fail(path, f"missing top-level field {k!r}")
-  for k in data:
-    if k not in _TOP_KEYS:
-      _fail(path, f"unknown top-level field {k!r} (allowed: {list(_TOP_KEYS)})")
+  _check_fields(path, data, _TOP_KEYS, missing="missing top-level field {!r}",
+                unknown=f"unknown top-level field {{!r}} (allowed: {list(_TOP_KEYS)})")
   if data["format"] != FORMAT:
     _fail(path, f"format is {data['format']!r}, not {FORMAT!r}: not a dnas-ee LUT")
   if isinstance(data["version"], bool) or data["version"] != VERSION:
