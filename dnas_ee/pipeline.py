@@ -26,6 +26,7 @@ from dnas_ee.checkpoint import Checkpointer
 from dnas_ee.config import check_keys, config_from_json, save_config
 from dnas_ee.cost.discrete import discrete_exit_costs, discrete_unit_costs
 from dnas_ee.data import load_dataset
+from dnas_ee.data.shapes import dataset_shape
 from dnas_ee.models.supernet import Supernet
 from dnas_ee.space.genotype import Genotype, derive_genotype, genotype_space
 from dnas_ee.train import build, loop, parallel, retrain as rt
@@ -157,7 +158,7 @@ def derive(config, workdir) -> Genotype:
   if not arch_path.exists():
     raise FileNotFoundError(f"{arch_path} is missing: run `dnas-ee search` on this work dir first")
   arch = json.loads(arch_path.read_text())
-  data_shape, num_classes = _data_shape(config)
+  data_shape, num_classes = dataset_shape(config.data)   # no need to load the images
   space = build.build_space(config, data_shape, num_classes)
   genotype = derive_genotype(space, arch["exit_logits"], arch["op_logits"],
                              arch["backbone_bit_logits"], arch["branch_bit_logits"],
@@ -167,14 +168,17 @@ def derive(config, workdir) -> Genotype:
   return genotype
 
 
-def network_exit_costs(config, space):
+def network_exit_costs(config, space, source=None):
   """([E, M] cost of leaving at each exit of a derived network, metric names).
+
+  ``source``: the run's cost source, if the caller already built it (a LUT is then
+  loaded once); it is built from the config otherwise.
 
   On a multi-core accelerator the latency of exit j is the critical path of the
   discrete schedule (branches placed on another core overlap the backbone) and
   the energy includes the feature-map transfers of those branches.
   """
-  source = build.build_cost_source(config, space)
+  source = source or build.build_cost_source(config, space)
   costs = discrete_exit_costs(space, source)
   acc = build.multicore_accelerator(config)
   if acc is not None and space.branches:
@@ -188,11 +192,6 @@ def network_exit_costs(config, space):
                                                 flags, j)
       costs[j, en] += sum(t_en[i, 0] for i in range(min(j + 1, len(kept))) if flags[i])
   return costs, source.metrics
-
-
-def _data_shape(config):
-  data = load_dataset(config.data)
-  return data.image_shape, data.num_classes
 
 
 def _network_space(genotype: Genotype, which: str):

@@ -122,9 +122,9 @@ def network_costs(config, space: SearchSpace) -> NetworkCosts:
   from dnas_ee import pipeline
   from dnas_ee.train import build
 
-  recompute = lambda sp: np.asarray(pipeline.network_exit_costs(config, sp)[0], np.float64)
-  cumulative, metrics = pipeline.network_exit_costs(config, space)
-  source = build.build_cost_source(config, space)
+  source = build.build_cost_source(config, space)   # one LUT load serves every call below
+  recompute = lambda sp: np.asarray(pipeline.network_exit_costs(config, sp, source)[0], np.float64)
+  cumulative, metrics = pipeline.network_exit_costs(config, space, source)
   _, branch = discrete_unit_costs(space, source)
   additive = not (any(space.parallel_flags) and build.multicore_accelerator(config) is not None)
   return NetworkCosts(tuple(metrics), np.asarray(cumulative, np.float64),
