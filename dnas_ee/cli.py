@@ -69,6 +69,8 @@ def main(argv=None) -> int:
   args = _parser().parse_args([a for a in argv if not a.startswith("--config.")])
   from dnas_ee import pipeline
   from dnas_ee.config import ConfigError
+  from dnas_ee.train.compile_cache import enable_compilation_cache
+  enable_compilation_cache()   # ~/.cache/dnas_ee/jax; DNAS_EE_COMPILATION_CACHE=off disables it
   try:
     if args.command in STAGE_COMMANDS:
       config = _config(args, overrides)
