@@ -36,10 +36,18 @@ is multiplied by ``mac_energy_scale(wb, ab)``, and the array's ideal cycles by
 ZigZag computed them; the factor is 1 on every shipped accelerator for widths up
 to 8 bits). Cycles are converted to seconds at the description's clock, pJ to J.
 
-Note that ZigZag, run on one layer, starts every operand in the top memory level
-(DRAM) and writes the output back there; the analytic model instead keeps an
-operand on chip when it fits. ZigZag energies are therefore higher, mostly by
-the DRAM traffic.
+Memory levels (``residency``). ZigZag, run on one layer with the shipped
+hardware file, starts every operand in the top memory level (DRAM) and writes the
+output back there: the cost of a layer run alone, not inside a network. With
+``residency='onchip'`` (the default, model ``zigzag-<version>-onchip-fixed``) the
+op gets the same operand homes as the analytic model (``analytic.operand_homes``):
+activations that fit in their outermost on-chip memory live there (the hardware
+file is rewritten so that DRAM no longer serves them: ZigZag then takes that
+memory as their top level, where they start and end), weights are read from DRAM
+once per inference (ZigZag's fixed loop order never refetches them when the
+weight memory holds one ``FX x FY x C`` slice). ``residency='dram'`` (model
+``zigzag-<version>-fixed``, the LUTs shipped before) keeps ZigZag's one-layer
+view. ``hwmodels/README.md`` shows the energy breakdown of a few layers under both.
 
 Pooling, add and global average pooling are not evaluated with ZigZag (dnas-ee
 does not trust ZigZag's Pooling/Add modelling on these arrays): ``evaluate_zigzag``
@@ -52,12 +60,13 @@ import dataclasses
 import functools
 import importlib.util
 import logging
+import hashlib
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from dnas_ee.hw.accelerator import Accelerator
-from dnas_ee.hw.analytic import evaluate_analytic
+from dnas_ee.hw.analytic import DRAM, evaluate_analytic, operand_homes
 from dnas_ee.hw.bit_scaling import (check_supported_bits, cycle_factor, mac_energy_scale,
                                     psum_bits)
 from dnas_ee.hw.op_cost import OpCost
@@ -66,6 +75,9 @@ from dnas_ee.space.signature import WEIGHTED_OPS, OpSignature
 INSTALL_HINT = "pip install -e '.[hw]'  (or: pip install 'zigzag-dse>=3.8,<4')"
 # Innermost first: reduction loops inside, so each output is finished before it moves up.
 FIXED_LOOP_ORDER = ("FX", "FY", "C", "OX", "OY", "K", "G", "B")
+RESIDENCIES = ("onchip", "dram")
+# Layer operand -> memory operand of ZigZag's hardware files (every shipped mapping file links so).
+MEMORY_OPERANDS = {"W": "I2", "I": "I1", "O": "O"}
 _PJ = 1e-12
 
 
@@ -84,6 +96,8 @@ class ZigZagResult:
     temporal_ordering: the temporal loops used, innermost first, as ``[[dim, size], ...]``
       (a ZigZag mapping's ``temporal_ordering``).
     spatial_mapping: ZigZag's text of the spatial mapping used.
+    memory_energy_pj: ``{operand: {memory name: pJ}}``, ZigZag's memory energy per
+      operand (``W``, ``I``, ``O``) and level (``dram`` included), for breakdowns.
   """
   cycles: float
   ideal_cycles: float
@@ -92,6 +106,7 @@ class ZigZagResult:
   mem_energy_pj: float
   temporal_ordering: tuple[tuple[str, int], ...]
   spatial_mapping: str
+  memory_energy_pj: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 
 
 def zigzag_available() -> bool:
@@ -112,9 +127,22 @@ def zigzag_version() -> str:
     return "unknown"
 
 
-def zigzag_model_name(mapping_search: bool = False) -> str:
-  """Model name of the rows ``evaluate_zigzag`` produces, e.g. ``zigzag-3.9.1-fixed``."""
-  return f"zigzag-{zigzag_version()}-{'search' if mapping_search else 'fixed'}"
+def zigzag_model_version(mapping_search: bool = False, residency: str = "onchip") -> str:
+  """LUT model version of ``evaluate_zigzag``'s rows, e.g. ``3.9.1-onchip-fixed``."""
+  _check_residency(residency)
+  middle = "-onchip" if residency == "onchip" else ""
+  return f"{zigzag_version()}{middle}-{'search' if mapping_search else 'fixed'}"
+
+
+def zigzag_model_name(mapping_search: bool = False, residency: str = "onchip") -> str:
+  """Model name of the rows ``evaluate_zigzag`` produces, e.g. ``zigzag-3.9.1-onchip-fixed``."""
+  return f"zigzag-{zigzag_model_version(mapping_search, residency)}"
+
+
+def _check_residency(residency: str) -> None:
+  if residency not in RESIDENCIES:
+    raise ValueError(f"residency={residency!r}: use 'onchip' (activations stay on chip when they "
+                     "fit, weights read once from DRAM) or 'dram' (ZigZag's one-layer view)")
 
 
 def _require_zigzag() -> None:
@@ -172,6 +200,57 @@ def zigzag_workload(sig: OpSignature) -> list[dict[str, Any]]:
   }]
 
 
+def onchip_operands(sig: OpSignature, acc: Accelerator) -> frozenset[str]:
+  """Layer operands (``W``/``I``/``O``) that live on chip during an inference (``operand_homes``)."""
+  return frozenset(op for op, home in operand_homes(sig, acc).items() if home != DRAM)
+
+
+@functools.cache
+def _variant_dir() -> Path:
+  return Path(tempfile.mkdtemp(prefix="dnas_ee_zigzag_hw_"))
+
+
+@functools.cache
+def hardware_file(hardware: str, onchip: frozenset[str] = frozenset()) -> str:
+  """The ZigZag hardware file with DRAM no longer serving the ``onchip`` operands.
+
+  ZigZag takes the outermost memory serving an operand as the place where it
+  starts (inputs, weights) or ends (outputs). Removing ``I``/``O`` from DRAM's
+  operands (and its port allocations) makes the on-chip memory that served them
+  their top level: no DRAM traffic for them. The rewritten file is cached per
+  process in a temporary folder (named by its content hash).
+
+  Args:
+    hardware: a description's ``zigzag.hardware`` (``zigzag:`` prefix allowed).
+    onchip: layer operands to keep off DRAM.
+
+  Returns:
+    A path to the original file (``onchip`` empty) or to the rewritten one.
+  """
+  path = resolve_zigzag_file(hardware)
+  if not onchip:
+    return path
+  import yaml
+  data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+  drop = {MEMORY_OPERANDS[op] for op in onchip}
+  memories = data["memories"]
+  top = next(reversed(memories))   # ZigZag lists memories innermost first; DRAM is the last
+  served = [op for op in memories[top]["operands"] if op not in drop]
+  if any(not any(op in m["operands"] for name, m in memories.items() if name != top)
+         for op in drop):
+    raise ZigZagError(f"{hardware}: an operand of {sorted(onchip)} has no on-chip memory below "
+                      f"{top!r}, so it cannot be kept on chip")
+  memories[top]["operands"] = served
+  for port in memories[top]["ports"]:
+    port["allocation"] = [a for a in port["allocation"] if a.split(",")[0].strip() not in drop]
+  text = yaml.safe_dump(data, sort_keys=False)
+  digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+  out = _variant_dir() / f"{Path(path).stem}_{digest}.yaml"
+  if not out.exists():
+    out.write_text(text, encoding="utf-8")
+  return str(out)
+
+
 @functools.cache
 def _fixed_temporal_stage():
   """A ZigZag temporal-mapping stage that yields one mapping in ``FIXED_LOOP_ORDER``."""
@@ -208,9 +287,15 @@ def _quiet_zigzag():
     logger.setLevel(level)
 
 
-def run_zigzag(sig: OpSignature, acc: Accelerator, *, mapping_search: bool = False) -> ZigZagResult:
-  """Runs ZigZag on one conv/dense op with the accelerator's ZigZag files (no bit scaling)."""
+def run_zigzag(sig: OpSignature, acc: Accelerator, *, mapping_search: bool = False,
+               residency: str = "onchip") -> ZigZagResult:
+  """Runs ZigZag on one conv/dense op with the accelerator's ZigZag files (no bit scaling).
+
+  ``residency``: ``'onchip'`` keeps the operands of ``onchip_operands`` off DRAM
+  (``hardware_file``); ``'dram'`` runs the description's hardware file as it is.
+  """
   _require_zigzag()
+  _check_residency(residency)
   if not acc.zigzag_hardware or not acc.zigzag_mapping:
     raise ZigZagError(f"accelerator {acc.name!r} ({acc.path}) names no ZigZag hardware/mapping "
                       "files: add a 'zigzag: {hardware: ..., mapping: ...}' section, or build "
@@ -226,12 +311,13 @@ def run_zigzag(sig: OpSignature, acc: Accelerator, *, mapping_search: bool = Fal
   from zigzag.stages.workload_iterator import WorkloadStage
 
   temporal = TemporalMappingGeneratorStage if mapping_search else _fixed_temporal_stage()
+  onchip = onchip_operands(sig, acc) if residency == "onchip" else frozenset()
   stages = [WorkloadParserStage, AcceleratorParserStage, WorkloadStage, MinimalEDPStage,
             SpatialMappingGeneratorStage, MinimalEDPStage, temporal, CostModelStage]
   with tempfile.TemporaryDirectory(prefix="dnas_ee_zigzag_") as dump, _quiet_zigzag():
     main = MainStage(
         list_of_callables=stages,
-        accelerator=resolve_zigzag_file(acc.zigzag_hardware),
+        accelerator=hardware_file(acc.zigzag_hardware, onchip),
         workload=zigzag_workload(sig),
         mapping=resolve_zigzag_file(acc.zigzag_mapping),
         dump_folder=dump,
@@ -257,7 +343,19 @@ def run_zigzag(sig: OpSignature, acc: Accelerator, *, mapping_search: bool = Fal
       cycles=float(cme.latency_total2), ideal_cycles=float(cme.ideal_temporal_cycle),
       energy_pj=float(cme.energy_total), mac_energy_pj=float(cme.mac_energy),
       mem_energy_pj=float(cme.mem_energy), temporal_ordering=ordering,
-      spatial_mapping=str(cme.spatial_mapping))
+      spatial_mapping=str(cme.spatial_mapping), memory_energy_pj=_memory_breakdown(cme))
+
+
+def _memory_breakdown(cme) -> dict[str, dict[str, float]]:
+  """``{operand: {memory name: pJ}}`` from ZigZag's per-level energy breakdown."""
+  names = {"W": "W", "I": "I", "O": "O"}
+  out: dict[str, dict[str, float]] = {}
+  for layer_op, energies in cme.mem_energy_breakdown.items():
+    op = names.get(str(layer_op), str(layer_op))
+    mem_op = cme.layer.memory_operand_links.layer_to_mem_op(layer_op)
+    levels = cme.mem_hierarchy_dict[mem_op]
+    out[op] = {level.name: float(e) for level, e in zip(levels, energies)}
+  return out
 
 
 def _temporal_loops(cme) -> list:
@@ -268,16 +366,20 @@ def _temporal_loops(cme) -> list:
   return [loop for level in mapping[op] for loop in level]
 
 
-def evaluate_zigzag(sig: OpSignature, acc: Accelerator, *, mapping_search: bool = False) -> OpCost:
+def evaluate_zigzag(sig: OpSignature, acc: Accelerator, *, mapping_search: bool = False,
+                    residency: str = "onchip") -> OpCost:
   """Latency and energy of one op on one core of ``acc`` with ZigZag (see the module doc).
 
   Args:
     sig: the op.
     acc: an accelerator description with a ``zigzag:`` section.
     mapping_search: search the mapping (3-5 s per layer) instead of the fixed one (0.1 s).
+    residency: ``'onchip'`` (activations on chip when they fit, weights read once from
+      DRAM, as the analytic model) or ``'dram'`` (every operand from and to DRAM).
 
   Returns:
-    ``OpCost`` with ``model='zigzag-<version>-fixed'`` (or ``-search``); for pooling,
+    ``OpCost`` with ``model='zigzag-<version>-onchip-fixed'`` (``-onchip-search``; without
+    ``-onchip`` for ``residency='dram'``); for pooling,
     add and gap, the analytic cost (``model='analytic-1'``).
 
   Raises:
@@ -288,8 +390,8 @@ def evaluate_zigzag(sig: OpSignature, acc: Accelerator, *, mapping_search: bool 
   check_supported_bits(sig, acc)
   if sig.op not in WEIGHTED_OPS:
     return evaluate_analytic(sig, acc)
-  raw = run_zigzag(sig, acc, mapping_search=mapping_search)
-  return zigzag_cost(sig, acc, raw, model=zigzag_model_name(mapping_search))
+  raw = run_zigzag(sig, acc, mapping_search=mapping_search, residency=residency)
+  return zigzag_cost(sig, acc, raw, model=zigzag_model_name(mapping_search, residency))
 
 
 def zigzag_cost(sig: OpSignature, acc: Accelerator, raw: ZigZagResult, *, model: str) -> OpCost:
@@ -304,6 +406,7 @@ def zigzag_cost(sig: OpSignature, acc: Accelerator, raw: ZigZagResult, *, model:
                 energy_j=energy_pj * _PJ, model=model)
 
 
-__all__ = ["FIXED_LOOP_ORDER", "INSTALL_HINT", "ZigZagError", "ZigZagResult", "evaluate_zigzag",
+__all__ = ["FIXED_LOOP_ORDER", "INSTALL_HINT", "MEMORY_OPERANDS", "RESIDENCIES", "hardware_file",
+           "onchip_operands", "zigzag_model_version", "ZigZagError", "ZigZagResult", "evaluate_zigzag",
            "resolve_zigzag_file", "run_zigzag", "zigzag_available", "zigzag_cost",
            "zigzag_model_name", "zigzag_version", "zigzag_workload"]
