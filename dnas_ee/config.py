@@ -60,6 +60,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.evaluate = dict(thresholds=(), batch_size=256)
   c.hw = dict(accelerator="", objective="macs", lut="")
   c.mesh = dict(multi_host=False)
+  # Where genotype.json comes from (dnas_ee/methods): 'dnas' (the search), 'static',
+  # 'hand_placed', 'random', 'evolutionary'. random/evolutionary score candidates with a
+  # supernet trained by the search stage, its architecture frozen at the uniform init
+  # ('uniform') or learned as in dnas ('dnas'); both pick by loss.target.
+  c.method = dict(name="dnas", supernet="uniform", branch_ops=("conv3_s2_x1",), bits=0,
+                  evaluations=200, population=20, score_samples=0)
   c.lock()
   return c
 
