@@ -4,6 +4,7 @@
     dnas-ee search|derive|retrain|evaluate ...   (one stage; later stages read the work dir)
     dnas-ee calibrate --workdir runs/X --mode accuracy_floor --max-drop 0.5
     dnas-ee lut build|show --config ... --accelerator edge_tpu_like
+    dnas-ee lut measure --config ... --output runs/cpu_lut.json
 """
 from __future__ import annotations
 
@@ -37,11 +38,25 @@ def _parser() -> argparse.ArgumentParser:
   b.add_argument("--model", default="auto", choices=("auto", "zigzag", "analytic"))
   b.add_argument("--workers", type=int, default=0)
   b.add_argument("--output", default="")
+  b.add_argument("--residency", default="onchip", choices=("onchip", "dram"))
   s = lut_sub.add_parser("show")
   s.add_argument("path", nargs="?", default="")
   s.add_argument("--config", default="")
   s.add_argument("--accelerator", default="")
+  m = lut_sub.add_parser("measure", help="time every op of the config's space on this JAX device")
+  m.add_argument("--config", required=True)
+  m.add_argument("--output", required=True)
+  m.add_argument("--repeats", type=int, default=20)
+  m.add_argument("--warmup", type=int, default=3)
+  m.add_argument("--batch-size", type=int, default=1)
   return parser
+
+
+def _lut_space(config):
+  """The search space of a config at its data set's shape (the data is not loaded)."""
+  from dnas_ee.data.shapes import dataset_shape
+  from dnas_ee.train.build import build_space
+  return build_space(config, *dataset_shape(config.data))
 
 
 def _config(args, overrides):
@@ -92,7 +107,7 @@ def main(argv=None) -> int:
       calibrate_run(args.workdir, mode=args.mode, max_drop=args.max_drop, budget=args.budget)
     elif args.command == "lut":
       from dnas_ee.hw.cli import lut_command
-      lut_command(args, overrides)
+      lut_command(args, overrides, _lut_space)
   except (ConfigError, ValueError, FileNotFoundError) as err:
     print(f"dnas-ee: error: {err}", file=sys.stderr)
     return 2

@@ -182,7 +182,8 @@ def network_exit_costs(config, space, source=None):
   costs = discrete_exit_costs(space, source)
   acc = build.multicore_accelerator(config)
   if acc is not None and space.branches:
-    from dnas_ee.cost.multicore import discrete_schedule_latency, transfer_tables
+    from dnas_ee.cost.multicore import discrete_schedule_latency
+    from dnas_ee.hw import transfer_tables
     lat, en = source.metrics.index("latency_s"), source.metrics.index("energy_j")
     blocks, branches = discrete_unit_costs(space, source)
     t_lat, t_en = transfer_tables(space, acc)

@@ -9,7 +9,7 @@ can run on the backbone's core or on another one. The model, per inference:
 - *Sequential* allocation: the branch runs on core 0 right after block ``p_i``; its
   latency adds to the backbone's critical path and delays every later block.
 - *Parallel* allocation: the block's output is sent over the core-to-core link
-  (``T_i`` seconds and ``E^T_i`` joules, ``dnas_ee.hw.multicore.transfer_cost``) and
+  (``T_i`` seconds and ``E^T_i`` joules, ``dnas_ee.hw.core_transfer.transfer_cost``) and
   the branch runs on another core while the backbone goes on. A free core is assumed
   for every parallel branch (no contention for cores or links: true for a derived
   network with fewer overlapping parallel branches than spare cores; check a derived
@@ -58,7 +58,6 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 
 def _check_positions(positions: Sequence[int], num_branches: int,
@@ -153,33 +152,9 @@ def multicore_transfer_energy(transfer_energy: jax.Array, gates: jax.Array, para
 
 
 def expected_transfer(table: jax.Array, branch_bit_probs: jax.Array) -> jax.Array:
-  """[P] expected transfer latency or energy from a ``transfer_tables`` table [P, nb]
-  and the branch bit-width mixtures [P, nb]."""
+  """[P] expected transfer latency or energy from a table [P, nb] (per exit and branch bit
+  width, e.g. ``dnas_ee.hw.transfer_tables``) and the branch bit-width mixtures [P, nb]."""
   return jnp.sum(table * branch_bit_probs, axis=-1)
-
-
-def transfer_tables(space, accelerator, *, hops: int = 1) -> tuple[np.ndarray, np.ndarray]:
-  """Host side: ``(latency_s, energy_j)``, each [P, nb], of sending each exit's input.
-
-  Exit i reads block ``p_i``'s output (``in_res x in_res x base_width``), quantized at
-  the branch's bit width (the branch quantizes its input anyway, so the sender does
-  it first): candidate ``b`` of ``space.branch_bits[i]`` moves ``res^2 C0 b / 8`` bytes.
-
-  Args:
-    space: a ``SearchSpace``.
-    accelerator: a multi-core ``Accelerator`` (or a shipped name / YAML path).
-    hops: mesh links crossed (1: a neighbouring core).
-  """
-  from dnas_ee.hw.accelerator import Accelerator, load_accelerator
-  from dnas_ee.hw.multicore import transfer_cost
-  acc = accelerator if isinstance(accelerator, Accelerator) else load_accelerator(accelerator)
-  p, nb = len(space.branches), space.num_bits
-  latency, energy = np.zeros((p, nb)), np.zeros((p, nb))
-  for i, (branch, bits) in enumerate(zip(space.branches, space.branch_bits)):
-    for b, width in enumerate(bits):
-      num_bytes = branch.in_res * branch.in_res * branch.base_width * width / 8.0
-      latency[i, b], energy[i, b] = transfer_cost(acc, num_bytes, hops=hops)
-  return latency, energy
 
 
 def discrete_schedule_latency(block_latency: Sequence[float], branch_latency: Sequence[float],
@@ -243,4 +218,4 @@ def discrete_schedule_latency(block_latency: Sequence[float], branch_latency: Se
 
 __all__ = ["discrete_schedule_latency", "exit_finish_times", "expected_transfer",
            "multicore_expected_latency", "multicore_latency_per_sample",
-           "multicore_transfer_energy", "transfer_tables"]
+           "multicore_transfer_energy"]

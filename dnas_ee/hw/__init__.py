@@ -3,10 +3,12 @@
 - ``load_accelerator`` / ``list_accelerators``: validated YAML descriptions in ``hwmodels/``.
 - ``evaluate_analytic``: roofline model, no dependencies.
 - ``evaluate_zigzag``: ZigZag (``pip install -e '.[hw]'``), fixed or searched mapping.
-- ``build_lut`` / ``save_lut`` / ``load_lut`` / ``import_measured_csv``: per-op LUTs.
+- ``save_lut`` / ``load_lut`` (file format), ``build_lut`` (cached parallel build),
+  ``import_measured_csv``, ``measure_lut`` (timing ops on a JAX device): per-op LUTs.
 - ``lut_cost_source`` / ``build_space_lut`` / ``default_lut_path``: the LUT of a search space
   (``hwmodels/luts/<accelerator>.json``) as a cost source, and its build cache.
-- ``transfer_cost``: moving a feature map between cores of a multi-core accelerator.
+- ``transfer_cost`` / ``transfer_tables``: moving feature maps between cores of a
+  multi-core accelerator (the arrays ``dnas_ee.cost.multicore`` takes).
 """
 from __future__ import annotations
 
@@ -15,26 +17,26 @@ from dnas_ee.hw.accelerator import (Accelerator, AcceleratorError, DramSpec, Lin
 from dnas_ee.hw.analytic import AnalyticBreakdown, analytic_breakdown, evaluate_analytic
 from dnas_ee.hw.bit_scaling import (cycle_factor, mac_energy_scale, psum_bits,
                                     vector_energy_scale)
-from dnas_ee.hw.lut import (BuildStats, Lut, LutError, build_lut, format_lut_table,
-                            import_measured_csv, load_lut, save_lut)
-from dnas_ee.hw.multicore import transfer_cost
+from dnas_ee.hw.core_transfer import transfer_cost, transfer_tables
+from dnas_ee.hw.lut import BuildStats, Lut, LutError, format_lut_table, load_lut, save_lut
+from dnas_ee.hw.lut_build import build_lut
+from dnas_ee.hw.lut_csv import import_measured_csv
+from dnas_ee.hw.lut_measure import measure_lut, measure_space_lut
 from dnas_ee.hw.op_cost import OpCost
 from dnas_ee.hw.space_lut import (LutCostSource, SpaceLutBuild, build_space_lut, default_lut_path,
-                                  lut_cost_source, required_signatures)
+                                  is_measured_device, lut_cost_source, required_signatures)
 from dnas_ee.hw.units import UnitError, parse_quantity
 from dnas_ee.hw.zigzag_model import (ZigZagError, ZigZagResult, evaluate_zigzag, run_zigzag,
                                      zigzag_available, zigzag_version)
 
-from dnas_ee.hw.layer_costs import LayerCosts  # last: it reads the names above
-
 __all__ = [
-    "LayerCosts",
     "Accelerator", "AcceleratorError", "AnalyticBreakdown", "BuildStats", "DramSpec", "LinkSpec",
     "Lut", "LutCostSource", "LutError", "MemoryLevel", "OpCost", "SpaceLutBuild", "UnitError",
     "ZigZagError", "ZigZagResult", "analytic_breakdown", "build_lut", "build_space_lut",
     "cycle_factor", "default_lut_path", "evaluate_analytic", "evaluate_zigzag", "format_lut_table",
-    "hwmodels_dir", "import_measured_csv", "list_accelerators", "load_accelerator", "load_lut",
-    "lut_cost_source", "mac_energy_scale", "parse_quantity", "psum_bits", "required_signatures",
-    "run_zigzag", "save_lut", "transfer_cost", "vector_energy_scale", "zigzag_available",
+    "hwmodels_dir", "import_measured_csv", "is_measured_device", "list_accelerators",
+    "load_accelerator", "load_lut", "lut_cost_source", "mac_energy_scale", "measure_lut",
+    "measure_space_lut", "parse_quantity", "psum_bits", "required_signatures", "run_zigzag",
+    "save_lut", "transfer_cost", "transfer_tables", "vector_energy_scale", "zigzag_available",
     "zigzag_version",
 ]

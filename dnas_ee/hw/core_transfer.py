@@ -1,4 +1,7 @@
-"""Cost of moving a feature map from one core to another on a multi-core accelerator.
+"""Core-to-core transfers on a multi-core accelerator: one feature map, and the table of a space.
+
+(The expected latency of a whole early-exit network on several cores is
+``dnas_ee.cost.multicore``; it takes the arrays ``transfer_tables`` builds here.)
 
 On a multi-core accelerator (Reference A: Stream's quad-core Edge-TPU-like
 system) an exit branch can run on another core than the backbone. Its input
@@ -28,8 +31,11 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 
-from dnas_ee.hw.accelerator import Accelerator
+import numpy as np
+
+from dnas_ee.hw.accelerator import Accelerator, load_accelerator
 
 
 def max_hops(acc: Accelerator) -> int:
@@ -71,3 +77,30 @@ def transfer_cost(acc: Accelerator, num_bytes: float, *, hops: int = 1) -> tuple
   dst = acc.memory_chain("I")[-1]
   energy = bits * (hops * acc.link.j_per_bit + src.read_j_per_bit + dst.write_j_per_bit)
   return cycles / acc.clock_hz, energy
+
+
+def transfer_tables(space, accelerator: Accelerator | str | os.PathLike, *,
+                    hops: int = 1) -> tuple[np.ndarray, np.ndarray]:
+  """Host side: ``(latency_s, energy_j)``, each [P, nb], of sending each exit's input.
+
+  Exit i reads block ``p_i``'s output (``in_res x in_res x base_width``), quantized at
+  the branch's bit width (the branch quantizes its input anyway, so the sender does
+  it first): candidate ``b`` of ``space.branch_bits[i]`` moves ``res^2 C0 b / 8`` bytes.
+  The arrays feed ``dnas_ee.cost.multicore`` (``expected_transfer``).
+
+  Args:
+    space: a ``SearchSpace``.
+    accelerator: a multi-core ``Accelerator`` (or a shipped name / YAML path).
+    hops: mesh links crossed (1: a neighbouring core).
+  """
+  acc = accelerator if isinstance(accelerator, Accelerator) else load_accelerator(accelerator)
+  p, nb = len(space.branches), space.num_bits
+  latency, energy = np.zeros((p, nb)), np.zeros((p, nb))
+  for i, (branch, bits) in enumerate(zip(space.branches, space.branch_bits)):
+    for b, width in enumerate(bits):
+      num_bytes = branch.in_res * branch.in_res * branch.base_width * width / 8.0
+      latency[i, b], energy[i, b] = transfer_cost(acc, num_bytes, hops=hops)
+  return latency, energy
+
+
+__all__ = ["max_hops", "transfer_cost", "transfer_tables"]

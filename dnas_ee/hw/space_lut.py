@@ -13,14 +13,17 @@ for pooling/add/gap, nothing else), and that it covers every op the search space
 can produce; each failure is a ``LutError`` naming the command that fixes it.
 
 Example:
-  >>> from dnas_ee.config import base_config
-  >>> from dnas_ee.data.shapes import dataset_shape
-  >>> from dnas_ee.train.build import build_space
-  >>> config = base_config()
-  >>> config.hw.accelerator = "edge_tpu_like"
-  >>> source = lut_cost_source(config, build_space(config, *dataset_shape(config.data)))
-  >>> source.metrics, source.path.name
-  (('latency_s', 'energy_j'), 'edge_tpu_like.json')
+  >>> from dnas_ee.space.backbones import build_backbone
+  >>> from dnas_ee.space.space import make_search_space
+  >>> backbone = build_backbone("resnet_cifar", (8, 8, 1), 10, stage_widths=(8, 16, 16),
+  ...                           blocks_per_stage=(1, 1, 1), stem_width=8)
+  >>> space = make_search_space(backbone, exit_positions=(1,), branch_ops=("conv3_s1_x1",),
+  ...                           branch_depth=1, branch_resolutions=(4,), bits=(8,))
+  >>> lut = build_lut(required_signatures(space), "edge_tpu_like", model="analytic", workers=1,
+  ...                 progress=False)
+  >>> source = LutCostSource(lut)
+  >>> source.metrics, source.model
+  (('latency_s', 'energy_j'), 'analytic-2')
 """
 from __future__ import annotations
 
@@ -31,10 +34,12 @@ from typing import Iterable
 
 import numpy as np
 
+from dnas_ee.cost.tables import build_cost_tables
 from dnas_ee.hw.accelerator import (Accelerator, hwmodels_dir, list_accelerators,
                                     load_accelerator)
 from dnas_ee.hw.analytic import MODEL as ANALYTIC_MODEL
 from dnas_ee.hw.lut import Lut, LutError, load_lut
+from dnas_ee.hw.lut_build import build_lut, resolve_model
 from dnas_ee.space.signature import WEIGHTED_OPS, OpSignature
 
 LUT_METRICS = ("latency_s", "energy_j")
@@ -113,7 +118,6 @@ def required_signatures(space) -> list[OpSignature]:
   be answered, never with a made-up zero. Found by running ``build_cost_tables``
   with a recording source, so it follows the tables whatever they ask.
   """
-  from dnas_ee.cost.tables import build_cost_tables
   recorder = _Recorder()
   build_cost_tables(space, recorder)
   return sorted(recorder.seen | set(space.all_signatures()))
@@ -205,12 +209,12 @@ def load_checked_lut(path: str | os.PathLike, acc: Accelerator,
   return lut
 
 
-def lut_cost_source(config, space) -> LutCostSource:
-  """Latency and energy of the search space's ops on ``config.hw.accelerator``.
+def lut_cost_source(accelerator: str, lut_path: str | os.PathLike, space) -> LutCostSource:
+  """Latency and energy of the search space's ops on ``accelerator``.
 
   Args:
-    config: a run config; reads ``hw.accelerator`` (a shipped name or a YAML path)
-      and ``hw.lut`` (a LUT path; empty: ``default_lut_path(accelerator)``).
+    accelerator: a shipped name or a description's YAML path (a run's ``hw.accelerator``).
+    lut_path: the LUT file (a run's ``hw.lut``); empty: ``default_lut_path(accelerator)``.
     space: the ``SearchSpace``; every op of ``required_signatures(space)`` must be in the LUT.
 
   Returns:
@@ -221,17 +225,44 @@ def lut_cost_source(config, space) -> LutCostSource:
       the ``dnas-ee lut build`` command that fixes it).
     AcceleratorError: the accelerator description cannot be read.
   """
-  name = config.hw.accelerator
+  name = os.fspath(accelerator)
   if not name:
     raise LutError("config.hw.accelerator is empty, so there is no LUT to read latency and "
                    f"energy from: set --config.hw.accelerator to one of {list_accelerators()} "
                    "(or a description's .yaml path)")
+  if is_measured_device(name):
+    return LutCostSource(_load_measured(name, lut_path, space), required_signatures(space))
   acc = load_accelerator(name)
-  path = Path(config.hw.lut).expanduser() if config.hw.lut else default_lut_path(acc)
-  hint = build_command(name, output=path if config.hw.lut else None) + _zigzag_note(name, path)
+  path = Path(lut_path).expanduser() if lut_path else default_lut_path(acc)
+  hint = build_command(name, output=path if lut_path else None) + _zigzag_note(name, path)
   signatures = required_signatures(space)
   lut = load_checked_lut(path, acc, signatures, build_hint=hint)
   return LutCostSource(lut, signatures)
+
+
+def is_measured_device(accelerator) -> bool:
+  """Whether ``accelerator`` names a JAX device measured by ``dnas-ee lut measure`` (``jax-*``)."""
+  from dnas_ee.hw.lut_measure import DEVICE_PREFIX
+  return isinstance(accelerator, str) and accelerator.startswith(DEVICE_PREFIX)
+
+
+def _load_measured(name: str, lut_path, space) -> Lut:
+  """A measured LUT of a JAX device: no description to check, the rest as usual."""
+  hint = ("dnas-ee lut measure --config <the config file of the run> --output PATH, on the "
+          f"device {name!r}")
+  if not lut_path:
+    raise LutError(f"accelerator {name!r} is a measured JAX device, which has no shipped LUT: "
+                   f"give --config.hw.lut=PATH, measured with: {hint}")
+  path = Path(lut_path).expanduser()
+  if not path.is_file():
+    raise LutError(f"no LUT at {path} for {name!r}: measure it with: {hint}")
+  lut = load_lut(path)
+  if lut.accelerator != name or lut.model_name != "measured":
+    raise LutError(f"LUT {path} holds {lut.model_name} rows of {lut.accelerator!r}, not a "
+                   f"measurement of {name!r}: measure it with: {hint}")
+  check_row_models(lut, build_hint=hint)
+  lut.require(required_signatures(space), build_hint=hint)
+  return lut
 
 
 # --------------------------------------------------------------------------- build
@@ -244,7 +275,7 @@ class SpaceLutBuild:
   Attributes:
     lut: the rows of this search space (``build_stats``: evaluated vs reused).
     path: the file written (the union of its earlier rows and these).
-    model: the cost model, e.g. ``zigzag-3.9.1-fixed``.
+    model: the cost model, e.g. ``zigzag-3.9.1-onchip-fixed``.
     file_rows: rows in the file after the build.
     spaces: search-space keys the file now covers (``SearchSpace.identity_key``).
     notes: things the caller should tell the user (a stale file rebuilt, a fallback).
@@ -274,7 +305,8 @@ def _read_existing(path: Path) -> Lut | None:
 
 def build_space_lut(space, accelerator: Accelerator | str | os.PathLike, *, model: str = "auto",
                     output: str | os.PathLike | None = None, workers: int | None = None,
-                    progress: bool = True, mapping_search: bool = False) -> SpaceLutBuild:
+                    progress: bool = True, mapping_search: bool = False,
+                    residency: str = "onchip") -> SpaceLutBuild:
   """Builds (or extends) the LUT of ``accelerator`` with every op of ``space``
   (``required_signatures``).
 
@@ -294,13 +326,12 @@ def build_space_lut(space, accelerator: Accelerator | str | os.PathLike, *, mode
     progress: progress bar and build messages on stderr.
     mapping_search: ZigZag only: search the mapping (1-3 s per op; model
       ``zigzag-<version>-search``) instead of the fixed one.
+    residency: ZigZag only: ``'onchip'`` (default) or ``'dram'`` (see ``zigzag_model``).
 
   Raises:
     LutError: ``output`` holds another accelerator's LUT, another model's, or is malformed.
     ZigZagError: ZigZag was asked for but is not installed or failed.
   """
-  from dnas_ee.hw.lut import _resolve_model, build_lut
-
   acc = accelerator if isinstance(accelerator, Accelerator) else load_accelerator(accelerator)
   if model not in ("auto", "zigzag", "analytic"):
     raise ValueError(f"model={model!r}: use 'auto', 'zigzag' or 'analytic'")
@@ -324,7 +355,7 @@ def build_space_lut(space, accelerator: Accelerator | str | os.PathLike, *, mode
                      f"{default_lut_path(acc, 'analytic')}")
     path = default_lut_path(acc, model)
     existing = _read_existing(path)
-  name, version = _resolve_model(model, acc, mapping_search)
+  name, version = resolve_model(model, acc, mapping_search, residency)
   spaces: list[str] = []
   if existing is not None:
     if existing.accelerator != acc.name:
@@ -345,12 +376,13 @@ def build_space_lut(space, accelerator: Accelerator | str | os.PathLike, *, mode
   spaces = spaces + [key] if key not in spaces else spaces
   lut = build_lut(required_signatures(space), acc, model=model, cache_path=path,
                   workers=workers or None, progress=progress, space_signature=" ".join(spaces),
-                  mapping_search=mapping_search)
+                  mapping_search=mapping_search, residency=residency)
   file_rows = len(load_lut(path))
   return SpaceLutBuild(lut=lut, path=path, model=f"{name}-{version}", file_rows=file_rows,
                        spaces=tuple(spaces), notes=tuple(notes))
 
 
 __all__ = ["DEFAULT_MODEL", "LUT_METRICS", "LutCostSource", "SpaceLutBuild", "build_command",
-           "build_space_lut", "check_row_models", "default_lut_path", "load_checked_lut",
+           "build_space_lut", "check_row_models", "default_lut_path", "is_measured_device",
+           "load_checked_lut",
            "lut_cost_source", "required_signatures"]

@@ -28,7 +28,7 @@ def build_cost_source(config: ml_collections.ConfigDict, space: SearchSpace) -> 
   if not config.hw.accelerator:
     return ShapeCosts()
   from dnas_ee.hw.space_lut import lut_cost_source  # the hardware models are optional
-  return CombinedCosts(ShapeCosts(), lut_cost_source(config, space))
+  return CombinedCosts(ShapeCosts(), lut_cost_source(config.hw.accelerator, config.hw.lut, space))
 
 
 def schedule_from(cfg: ml_collections.ConfigDict, total_steps: int):
@@ -49,7 +49,9 @@ def multicore_accelerator(config):
   """The accelerator if the config targets a multi-core one, else None."""
   if not config.hw.accelerator:
     return None
-  from dnas_ee.hw import load_accelerator
+  from dnas_ee.hw import is_measured_device, load_accelerator
+  if is_measured_device(config.hw.accelerator):   # a measured JAX device: one core, no description
+    return None
   acc = load_accelerator(config.hw.accelerator)
   return acc if acc.num_cores > 1 else None
 
@@ -61,7 +63,7 @@ def build_objective(config, space: SearchSpace, source: CostSource):
   p, nb = len(space.branches), space.num_bits
   transfer_latency, transfer_energy = np.zeros((p, nb)), np.zeros((p, nb))
   if acc is not None:
-    from dnas_ee.cost.multicore import transfer_tables
+    from dnas_ee.hw import transfer_tables
     transfer_latency, transfer_energy = transfer_tables(space, acc)
   total = config.search.steps
   lam = schedule_from(config.loss.lam, total)

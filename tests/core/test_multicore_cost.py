@@ -14,8 +14,7 @@ from jax.test_util import check_grads
 import dnas_ee.cost.multicore as multicore
 from dnas_ee.cost import exit_probabilities, expected_cost_per_sample
 from dnas_ee.cost.multicore import (
-    discrete_schedule_latency, multicore_latency_per_sample, multicore_transfer_energy,
-    transfer_tables)
+    discrete_schedule_latency, multicore_latency_per_sample, multicore_transfer_energy)
 from dnas_ee.cost.tables import CostTables
 
 _latency = jax.jit(multicore_latency_per_sample, static_argnames="positions")
@@ -133,7 +132,7 @@ def test_schedule_with_few_cores_queues_parallel_branches():
 
 
 def test_transfer_tables_match_hw_transfer_cost():
-  from dnas_ee.hw import load_accelerator, transfer_cost
+  from dnas_ee.hw import load_accelerator, transfer_cost, transfer_tables
   from dnas_ee.space.backbones import build_backbone
   from dnas_ee.space.space import make_search_space
   backbone = build_backbone("resnet_cifar", (8, 8, 1), 10, stage_widths=(8, 16, 16),

@@ -31,7 +31,7 @@ def test_conv_hand_computed(tiny):
   assert b.reads_bits["sram"] == 2880 and b.writes_bits["sram"] == 512
   assert b.memory_cycles == {"rf": 144, "acc": 152, "sram": 53, "dram": 0}
   cost = evaluate_analytic(sig, tiny)
-  assert cost.macs == 1152 and cost.cycles == 152 and cost.model == "analytic-1"
+  assert cost.macs == 1152 and cost.cycles == 152 and cost.model == "analytic-2"
   assert cost.latency_s == pytest.approx(152e-9)
   # 1152 MAC + rf (921.6 + 115.2) + acc 947.2 + sram (2880 * 1 + 512 * 2) pJ
   assert cost.energy_j == pytest.approx(7040 * PJ)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from dnas_ee.hw.accelerator import load_accelerator
-from dnas_ee.hw.multicore import max_hops, transfer_cost
+from dnas_ee.hw.core_transfer import max_hops, transfer_cost
 
 
 def test_transfer_cost_hand_computed():

@@ -16,7 +16,8 @@ from dnas_ee.config import ConfigError, apply_overrides, base_config, load_confi
 from dnas_ee.cost import build_cost_tables, discrete_exit_costs, expected_cost
 from dnas_ee.data.shapes import dataset_shape
 from dnas_ee.hw.accelerator import hwmodels_dir, list_accelerators
-from dnas_ee.hw.lut import LutError, import_measured_csv, load_lut, save_lut
+from dnas_ee.hw.lut import LutError, load_lut, save_lut
+from dnas_ee.hw.lut_csv import import_measured_csv
 from dnas_ee.hw.space_lut import (LutCostSource, build_space_lut, default_lut_path,
                                   lut_cost_source, required_signatures)
 from dnas_ee.models.supernet import ArchProbs
@@ -126,12 +127,12 @@ def test_shipped_luts_load_without_zigzag_and_cover_the_spaces(monkeypatch, acce
   assert default_lut_path(accelerator) == hwmodels_dir() / "luts" / f"{accelerator}.json"
   for name in ("digits.py", "cifar10_mbv2.py", "cifar10_resnet20.py"):
     config = _config(name, accelerator=accelerator)
-    source = lut_cost_source(config, _space(config))
+    source = lut_cost_source(config.hw.accelerator, config.hw.lut, _space(config))
     assert source.model.startswith("zigzag-") and source.model.endswith("-fixed")
   analytic = default_lut_path(accelerator, "analytic")
   for name in ("digits.py", "cifar10_mbv2.py"):
     config = _config(name, accelerator=accelerator, lut=analytic)
-    assert lut_cost_source(config, _space(config)).model == "analytic-1"
+    assert lut_cost_source(config.hw.accelerator, config.hw.lut, _space(config)).model == "analytic-2"
 
 
 def test_every_described_accelerator_has_a_shipped_lut():
@@ -159,7 +160,7 @@ def test_lut_missing_an_op_names_the_op_and_the_build_command(tmp_path):
   path.write_text(json.dumps(data))
   config.hw.lut = str(path)
   with pytest.raises(LutError) as err:
-    lut_cost_source(config, space)
+    lut_cost_source(config.hw.accelerator, config.hw.lut, space)
   message = str(err.value)
   assert dropped in message and "lacks 1 of" in message
   assert "dnas-ee lut build --config" in message and "--accelerator edge_tpu_like" in message
@@ -172,22 +173,22 @@ def test_stale_foreign_and_mixed_luts_are_refused(tmp_path):
   path = tmp_path / "lut.json"
   config.hw.lut = str(path)
   with pytest.raises(LutError, match="no LUT at .*dnas-ee lut build"):
-    lut_cost_source(config, space)
+    lut_cost_source(config.hw.accelerator, config.hw.lut, space)
   data = _shipped_json()
   path.write_text(json.dumps({**data, "accelerator_hash": "0" * 64}))
   with pytest.raises(LutError, match="stale.*dnas-ee lut build --config .* --accelerator edge_tpu"):
-    lut_cost_source(config, space)
+    lut_cost_source(config.hw.accelerator, config.hw.lut, space)
   path.write_text(json.dumps(_shipped_json("eyeriss_like")))
   with pytest.raises(LutError, match="built for accelerator 'eyeriss_like', not 'edge_tpu_like'"):
-    lut_cost_source(config, space)
+    lut_cost_source(config.hw.accelerator, config.hw.lut, space)
   conv = next(i for i, r in enumerate(data["rows"]) if r["op"].startswith("conv"))
-  data["rows"][conv]["model"] = "analytic-1"
+  data["rows"][conv]["model"] = "analytic-2"
   path.write_text(json.dumps(data))
   with pytest.raises(LutError, match="one LUT file holds one cost model"):
-    lut_cost_source(config, space)
+    lut_cost_source(config.hw.accelerator, config.hw.lut, space)
   config.hw.accelerator = ""
   with pytest.raises(LutError, match="config.hw.accelerator is empty"):
-    lut_cost_source(config, space)
+    lut_cost_source(config.hw.accelerator, config.hw.lut, space)
 
 
 @pytest.fixture
@@ -203,13 +204,13 @@ def test_without_zigzag_the_error_says_how_to_build_an_analytic_lut(private_hwmo
   monkeypatch.setitem(sys.modules, "zigzag", None)
   config = _config(overrides=TINY)
   with pytest.raises(LutError) as err:
-    lut_cost_source(config, _space(config))
+    lut_cost_source(config.hw.accelerator, config.hw.lut, _space(config))
   assert "--model analytic" in str(err.value) and "edge_tpu_like.analytic.json" in str(err.value)
   result = build_space_lut(_space(config), "edge_tpu_like", progress=False)   # auto: analytic
   assert result.path == private_hwmodels / "luts" / "edge_tpu_like.analytic.json"
-  assert result.model == "analytic-1" and "ZigZag is not installed" in result.notes[0]
+  assert result.model == "analytic-2" and "ZigZag is not installed" in result.notes[0]
   config.hw.lut = str(result.path)
-  assert lut_cost_source(config, _space(config)).model == "analytic-1"
+  assert lut_cost_source(config.hw.accelerator, config.hw.lut, _space(config)).model == "analytic-2"
   tables = build_cost_tables(_space(config), build_cost_source(config, _space(config)))
   assert tables.metrics[2:] == ("latency_s", "energy_j") and np.all(tables.block > 0)
 
@@ -225,7 +226,7 @@ def test_one_file_collects_the_rows_of_every_space(tiny_path, tmp_path):
   assert first.lut.build_stats.reused == 0 and first.file_rows == len(required_signatures(small))
   second = build_space_lut(other, tiny_path, output=output, progress=False)   # auto: the file's
   union = set(required_signatures(small)) | set(required_signatures(other))
-  assert second.model == "analytic-1" and second.file_rows == len(union)
+  assert second.model == "analytic-2" and second.file_rows == len(union)
   assert second.lut.build_stats.reused > 0 and len(second.spaces) == 2
   again = build_space_lut(small, tiny_path, output=output, progress=False)
   assert again.lut.build_stats.evaluated == 0 and again.file_rows == len(union)
@@ -245,7 +246,7 @@ def test_a_file_keeps_one_model_and_one_accelerator(tiny_path, tmp_path):
   with pytest.raises(LutError, match="holds the LUT of accelerator 'edge_tpu_like', not 'tiny'"):
     build_space_lut(space, tiny_path, model="analytic", output=output, progress=False)
   if zigzag_available():
-    with pytest.raises(LutError, match="holds analytic-1 rows.*one LUT file holds one cost model"):
+    with pytest.raises(LutError, match="holds analytic-2 rows.*one LUT file holds one cost model"):
       build_space_lut(space, "edge_tpu_like", model="zigzag", output=output, progress=False)
   csv = tmp_path / "measured.csv"
   csv.write_text("op,latency_s,energy_j\n" + f"{space.all_signatures()[0].key()},1e-6,1e-9\n")
@@ -266,10 +267,10 @@ def test_cli_lut_build_and_show(tmp_path, capsys):
   assert code == 0 and f"{ops} ops of this search space ({ops} evaluated, 0 reused)" in out
   assert f"--config.hw.lut={output}" in out
   code, out, _ = _cli(capsys, *argv[:-len(TINY) - 2], "--output", str(output), *TINY)  # auto
-  assert code == 0 and f"(0 evaluated, {ops} reused) with analytic-1" in out
+  assert code == 0 and f"(0 evaluated, {ops} reused) with analytic-2" in out
   code, out, _ = _cli(capsys, "lut", "show", str(output), "--config", str(CONFIGS / "digits.py"),
                       *TINY)
-  assert code == 0 and "accelerator edge_tpu_like" in out and "analytic-1" in out
+  assert code == 0 and "accelerator edge_tpu_like" in out and "analytic-2" in out
   assert f"the LUT covers all {ops} ops" in out
   code, out, err = _cli(capsys, "lut", "show", str(output), "--config", str(CONFIGS / "digits.py"))
   assert code == 2 and "lacks" in err and "dnas-ee lut build" in err       # the full digits space
@@ -282,7 +283,7 @@ def test_cli_lut_build_and_show(tmp_path, capsys):
 def test_cli_lut_show_of_a_shipped_lut(capsys):
   code, out, _ = _cli(capsys, "lut", "show", "--accelerator", "quad_core_edge_tpu_like")
   assert code == 0 and "quad_core_edge_tpu_like" in out and "up to date" in out
-  assert "zigzag-" in out and "analytic-1" in out        # ZigZag rows; pooling/add/gap analytic
+  assert "zigzag-" in out and "analytic-2" in out        # ZigZag rows; pooling/add/gap analytic
 
 
 def test_cli_lut_build_writes_the_default_file(private_hwmodels, capsys):

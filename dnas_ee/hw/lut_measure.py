@@ -1,0 +1,143 @@
+"""A LUT measured on the machine at hand: every op of a search space timed on a JAX device.
+
+``measure_lut`` times each op the way the early-exit executor runs it on the
+current JAX device (``jax.devices()[0]``): one jitted function per op, NHWC,
+float32, SAME padding, the same arithmetic as ``dnas_ee.models.layers``:
+
+- ``conv``/``dense``: the input is fake-quantized per tensor at ``a_bits``
+  (``quantize_activations``), convolved (``lax.conv_general_dilated`` with the
+  op's groups) with weights fake-quantized per output channel at ``w_bits``
+  (``quantize_weights``, inside the timed function, as the executor does unless it
+  bakes the weights in);
+- ``maxpool``/``avgpool``: ``lax.reduce_window``; ``add``: two feature maps;
+  ``gap``: the spatial mean.
+
+Each op is compiled, run ``warmup`` times, then timed ``repeats`` times
+(``block_until_ready``); the row's latency is the median. Energy is not
+measured: rows hold ``energy_j = 0`` (a measured LUT is for latency objectives),
+and ``cycles`` = latency x 1 GHz (a nominal clock, so that cycles read as ns).
+Rows have ``model = measured``; the LUT's accelerator is ``jax-<platform>``
+(e.g. ``jax-cpu``), its description hash empty: a search targets it with
+``--config.hw.accelerator=jax-cpu --config.hw.lut=<file>`` (``space_lut``
+accepts a measured LUT for an accelerator without a description).
+
+On an emulated low-bit datapath (fake quantization in float32) the latency does
+not fall with bits: that is what this machine does, not what an accelerator does.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from typing import Iterable
+
+import numpy as np
+
+from dnas_ee.hw.lut import MEASURED, Lut, save_lut, utc_now
+from dnas_ee.hw.op_cost import OpCost
+from dnas_ee.space.signature import OpSignature
+
+NOMINAL_CLOCK_HZ = 1e9
+DEVICE_PREFIX = "jax-"
+
+
+def device_name() -> str:
+  """The accelerator name of a LUT measured here: ``jax-<platform>`` (``jax-cpu``, ``jax-gpu``)."""
+  import jax
+  return f"{DEVICE_PREFIX}{jax.devices()[0].platform}"
+
+
+def op_function(sig: OpSignature):
+  """``(fn, args)``: a pure function computing ``sig`` and example arguments (batch 1, NHWC)."""
+  import jax
+  import jax.numpy as jnp
+  from dnas_ee.quant.fake_quant import quantize_activations, quantize_weights
+
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal((1, sig.h, sig.w, sig.cin)), jnp.float32)
+  k, s = sig.kernel, sig.stride
+  if sig.op in ("conv", "dense"):
+    w = jnp.asarray(rng.standard_normal((k, k, sig.cin // sig.groups, sig.cout)) * 0.1,
+                    jnp.float32)
+
+    def conv(x, w):
+      xq = quantize_activations(x, jnp.float32(4.0), sig.a_bits, signed=True)
+      wq = quantize_weights(w, sig.w_bits)
+      return jax.lax.conv_general_dilated(xq, wq, (s, s), "SAME",
+                                          dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                          feature_group_count=sig.groups)
+    return conv, (x, w)
+  if sig.op in ("maxpool", "avgpool"):
+    window, strides = (1, k, k, 1), (1, s, s, 1)
+
+    def pool(x):
+      if sig.op == "maxpool":
+        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, strides, "SAME")
+      return jax.lax.reduce_window(x, 0.0, jax.lax.add, window, strides, "SAME") / (k * k)
+    return pool, (x,)
+  if sig.op == "add":
+    return (lambda a, b: a + b), (x, x + 1.0)
+  if sig.op == "gap":
+    return (lambda x: jnp.mean(x, axis=(1, 2))), (x,)
+  raise ValueError(f"no measurement for op type {sig.op!r}")
+
+
+def time_op(sig: OpSignature, *, repeats: int = 20, warmup: int = 3) -> float:
+  """Median seconds of one jitted call of ``sig`` on the default JAX device."""
+  import jax
+  fn, args = op_function(sig)
+  jitted = jax.jit(fn)
+  for _ in range(max(warmup, 1)):   # the first call compiles
+    jax.block_until_ready(jitted(*args))
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(jitted(*args))
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def measure_lut(signatures: Iterable[OpSignature], *, repeats: int = 20, warmup: int = 3,
+                batch_size: int = 1, progress: bool = True, space_signature: str = "") -> Lut:
+  """Times every unique op on the current JAX device into a measured LUT.
+
+  Args:
+    signatures: the ops (duplicates timed once).
+    repeats: timed calls per op; the row holds their median.
+    warmup: untimed calls first (the first one compiles).
+    batch_size: must be 1 (per-inference latency, as the other LUTs); kept as an
+      argument so that the CLI can refuse other values with a clear message.
+    progress: a tqdm bar on stderr.
+    space_signature: stored in the LUT.
+
+  Returns:
+    A ``Lut`` (accelerator ``jax-<platform>``, model ``measured``, empty description hash).
+  """
+  if batch_size != 1:
+    raise ValueError(f"batch_size={batch_size}: LUT rows are per inference (batch 1); measure "
+                     "with --batch-size 1")
+  if repeats < 1:
+    raise ValueError(f"repeats={repeats}: time each op at least once")
+  from tqdm.auto import tqdm
+  keys = sorted({s.key() for s in signatures})
+  rows = {}
+  for key in tqdm(keys, desc=f"measuring on {device_name()}", unit="op", disable=not progress,
+                  file=sys.stderr):
+    sig = OpSignature.from_key(key)
+    latency = time_op(sig, repeats=repeats, warmup=warmup)
+    rows[key] = OpCost(macs=sig.macs, cycles=latency * NOMINAL_CLOCK_HZ, latency_s=latency,
+                       energy_j=0.0, model=MEASURED)
+  return Lut(accelerator=device_name(), accelerator_hash="", model_name=MEASURED,
+             model_version="1", space_signature=space_signature, created=utc_now(), rows=rows)
+
+
+def measure_space_lut(space, output: str | os.PathLike, **kwargs) -> Lut:
+  """``measure_lut`` of every op ``space`` needs (``required_signatures``), saved to ``output``."""
+  from dnas_ee.hw.space_lut import required_signatures
+  lut = measure_lut(required_signatures(space), space_signature=space.identity_key(), **kwargs)
+  return save_lut(lut, output)
+
+
+__all__ = ["DEVICE_PREFIX", "NOMINAL_CLOCK_HZ", "device_name", "measure_lut", "measure_space_lut",
+           "op_function", "time_op"]
