@@ -1,9 +1,13 @@
-"""Orbax checkpoints of any state pytree, restored into a freshly built template.
+"""Orbax checkpoints of a state pytree, restored into a freshly built template.
 
-Leaves are saved as a flat, ordered dict so that any pytree (NNX states, optax
-states, dataclasses) round-trips; the template supplies the structure on restore.
-Orbax finalizes a checkpoint by an atomic rename, so a process killed mid-save
-leaves the previous checkpoints intact.
+The state is saved as the pytree it is (orbax's standard pytree save: every leaf
+under its tree path, e.g. ``params.blocks.0.conv.kernel.value``), so a restore
+into a template of another structure (a leaf added, removed or renamed) is an
+error naming the differing paths, never a silent restore of one leaf into
+another of the same shape. Orbax finalizes a checkpoint by an atomic rename, so
+a process killed mid-save leaves the previous checkpoints intact. In a
+multi-host run every process calls ``save`` (orbax coordinates them and the
+primary host writes the metadata).
 """
 from __future__ import annotations
 
@@ -14,8 +18,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 
-def _as_dict(tree) -> dict:
-  return {f"{i:05d}": leaf for i, leaf in enumerate(jax.tree_util.tree_leaves(tree))}
+class CheckpointMismatchError(ValueError):
+  """A checkpoint's tree structure differs from the state it is restored into."""
 
 
 class Checkpointer:
@@ -30,19 +34,32 @@ class Checkpointer:
     return self.manager.latest_step()
 
   def save(self, step: int, state) -> None:
-    self.manager.save(int(step), args=ocp.args.StandardSave(_as_dict(state)))
+    self.manager.save(int(step), args=ocp.args.StandardSave(state))
 
   def restore(self, template, step: int | None = None):
-    """Restores into the structure (and shardings) of ``template``."""
+    """Restores into the structure (and shardings) of ``template``.
+
+    Raises:
+      FileNotFoundError: no checkpoint in the directory.
+      CheckpointMismatchError: the saved tree differs from ``template``'s (the
+        message lists the paths); the checkpoint belongs to another network or
+        another version of the state.
+    """
     step = self.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"no checkpoint in {self.directory}")
-    leaves, treedef = jax.tree_util.tree_flatten(template)
-    abstract = {f"{i:05d}": jax.ShapeDtypeStruct(np.shape(l), l.dtype,
-                                                 sharding=getattr(l, "sharding", None))
-                for i, l in enumerate(leaves)}
-    restored = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
-    return jax.tree_util.tree_unflatten(treedef, [restored[k] for k in sorted(restored)])
+    abstract = jax.tree.map(
+        lambda l: jax.ShapeDtypeStruct(np.shape(l), l.dtype, sharding=getattr(l, "sharding", None)),
+        template)
+    try:
+      return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    except ValueError as err:
+      if "tree structures do not match" not in str(err):
+        raise
+      raise CheckpointMismatchError(
+          f"checkpoint {self.directory / str(step)} does not fit the state it is restored into "
+          f"(it was written for another network or state layout): {err}. Start this stage in a "
+          f"new work dir, or delete {self.directory} to retrain from scratch") from None
 
   def wait(self) -> None:
     self.manager.wait_until_finished()

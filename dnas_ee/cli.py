@@ -13,11 +13,28 @@ import json
 import sys
 from pathlib import Path
 
+CONFIG_HELP = """\
+config files and overrides:
+  --config PATH[:ARG]   a Python file whose get_config(ARG) returns the config
+                        (experiments/configs/*.py); ':ARG' is passed to get_config as a
+                        string, e.g. --config experiments/configs/digits_hw.py:eyeriss_like
+                        (files whose get_config takes no argument take no ':ARG')
+  --config.KEY=VALUE    overrides one key of the config, any number of times, e.g.
+                        --config.search.steps=300 --config.space.bits="(4, 8)"
+                        --config.hw.accelerator=edge_tpu_like; VALUE is read as a Python
+                        literal (quote tuples for the shell), a mistyped KEY is an error
+                        naming the nearest valid key
+  stages after search read the work dir's config.json when --config is not given
+"""
+
 STAGE_COMMANDS = ("search", "derive", "retrain", "evaluate", "run")
 
 
 def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="dnas-ee", description=__doc__.splitlines()[0])
+  parser = argparse.ArgumentParser(prog="dnas-ee", description=__doc__.splitlines()[0],
+                                   epilog=CONFIG_HELP,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
   sub = parser.add_subparsers(dest="command", required=True)
   for name in STAGE_COMMANDS:
     p = sub.add_parser(name, help=f"the {name} stage" if name != "run" else "all four stages")
@@ -49,7 +66,20 @@ def _parser() -> argparse.ArgumentParser:
   m.add_argument("--repeats", type=int, default=20)
   m.add_argument("--warmup", type=int, default=3)
   m.add_argument("--batch-size", type=int, default=1)
+  for command in list(sub.choices.values()) + list(lut_sub.choices.values()):
+    command.epilog = CONFIG_HELP
+    command.formatter_class = argparse.RawDescriptionHelpFormatter
   return parser
+
+
+def _version() -> str:
+  """The installed distribution's version (the source's when run from a checkout)."""
+  from importlib.metadata import PackageNotFoundError, version
+  try:
+    return version("dnas-ee")
+  except PackageNotFoundError:
+    from dnas_ee import __version__
+    return __version__
 
 
 def _lut_space(config):
@@ -103,7 +133,7 @@ def main(argv=None) -> int:
       else:
         _print_summary(pipeline.evaluate(config, args.workdir))
     elif args.command == "calibrate":
-      from dnas_ee.exits.run_calibration import calibrate_run
+      from dnas_ee.stages.calibrate import calibrate_run
       calibrate_run(args.workdir, mode=args.mode, max_drop=args.max_drop, budget=args.budget)
     elif args.command == "lut":
       from dnas_ee.hw.cli import lut_command

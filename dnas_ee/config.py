@@ -17,8 +17,7 @@ from typing import Sequence
 import ml_collections
 
 
-class ConfigError(ValueError):
-  """A config file, key or value that cannot be used."""
+from dnas_ee.errors import ConfigError   # re-exported: the config layer's error type
 
 
 def schedule(kind="constant", start=1.0, end=1.0, steps=0, delay=0) -> ml_collections.ConfigDict:
@@ -55,7 +54,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.derive = dict(rule="threshold", top_k=1)
   c.retrain = dict(steps=800, batch_size=64, lr=0.05, momentum=0.9, weight_decay=5e-4,
                    exit_weight=1.0, exit_grad_scale=1.0, distill_weight=1.0,
-                   distill_temperature=3.0, train_on_val=True)
+                   distill_temperature=3.0, train_on_val=True,
+                   log_every=25, checkpoint_every=100, keep_checkpoints=2)
   c.calibrate = dict(mode="accuracy_floor", max_drop=0.5, budget=0.5)
   c.evaluate = dict(thresholds=(), batch_size=256)
   c.hw = dict(accelerator="", objective="macs", lut="")

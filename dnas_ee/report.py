@@ -1,6 +1,8 @@
 """Human-readable views of a run's ``summary.json``."""
 from __future__ import annotations
 
+from dnas_ee.cost.metrics import REPORTED_METRICS
+
 
 def _fmt_exits(genotype: dict) -> str:
   if not genotype["exits"]:
@@ -15,7 +17,7 @@ def summary_table(summary: dict) -> str:
   lines = [f"dataset: {summary['dataset']}",
            f"exits:   {_fmt_exits(g)}",
            f"backbone bits: {g['backbone_bits']} (stem/head {g['edge_bits']}b)", ""]
-  metrics = [m for m in ("macs", "latency_s", "energy_j", "edp") if m in summary["static"]]
+  metrics = [m for m in REPORTED_METRICS if m in summary["static"]]
   header = f"{'network':<12}{'accuracy':>10}" + "".join(f"{m:>14}" for m in metrics) + "  exit rates"
   lines.append(header)
   for which in ("static", "early_exit"):

@@ -6,11 +6,11 @@ calib, test) of ``digits`` (scikit-learn, embedded), CIFAR-10/100 and SVHN
 Nothing is downloaded: missing data is a ``DataError`` that says where to put it.
 """
 from dnas_ee.data.augment import augment_batch
-from dnas_ee.data.dataset import DataError, Dataset, Split
+from dnas_ee.data.dataset import DataError, Dataset, DataSpecError, Split
+from dnas_ee.data.batching import batch_indices, epoch_permutation
 from dnas_ee.data.load import load_dataset
-from dnas_ee.data.pipeline import batch_indices, epoch_permutation
 
 __all__ = [
-    "DataError", "Dataset", "Split", "augment_batch", "batch_indices", "epoch_permutation",
-    "load_dataset",
+    "DataError", "DataSpecError", "Dataset", "Split", "augment_batch", "batch_indices",
+    "epoch_permutation", "load_dataset",
 ]

@@ -1,7 +1,7 @@
 """Data containers: host-side splits, the dataset, and the raw arrays a source returns.
 
 Everything here is NumPy on the host; batches move to the device one step at a
-time (``dnas_ee.data.pipeline``), and augmentation runs there
+time (``dnas_ee.data.batching``), and augmentation runs there
 (``dnas_ee.data.augment``).
 """
 from __future__ import annotations
@@ -10,9 +10,15 @@ import dataclasses
 
 import numpy as np
 
+from dnas_ee.errors import ConfigError
+
 
 class DataError(ValueError):
   """A data set that is missing, unreadable, or not in the expected format."""
+
+
+class DataSpecError(DataError, ConfigError):
+  """A data spec (``config.data``) with a missing or invalid field."""
 
 
 @dataclasses.dataclass(frozen=True)

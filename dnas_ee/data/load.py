@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from dnas_ee.config import ConfigError
 from dnas_ee.data import cifar, splits, svhn, tfds_source
-from dnas_ee.data.dataset import Dataset, RawData, Split
+from dnas_ee.data.dataset import Dataset, DataSpecError, RawData, Split
 
 NAMES = ("digits", "cifar10", "cifar100", "svhn")
 TFDS_PREFIX = "tfds:"
@@ -43,11 +42,11 @@ class DataSpec:
 def _field(cfg: Any, key: str, kind: type, default: Any = _REQUIRED) -> Any:
   value = cfg.get(key, default) if isinstance(cfg, dict) else getattr(cfg, key, default)
   if value is _REQUIRED:
-    raise ConfigError(f"the data config has no field '{key}' (set data.{key})")
+    raise DataSpecError(f"the data config has no field '{key}' (set data.{key})")
   if kind is float and isinstance(value, int) and not isinstance(value, bool):
     value = float(value)
   if not isinstance(value, kind) or isinstance(value, bool):
-    raise ConfigError(f"data.{key}={value!r} must be {_KIND_NAMES[kind]}")
+    raise DataSpecError(f"data.{key}={value!r} must be {_KIND_NAMES[kind]}")
   return value
 
 
@@ -64,15 +63,15 @@ def parse_data_config(data_cfg: Any) -> DataSpec:
                                      and spec.name[len(TFDS_PREFIX):].strip()):
     near = difflib.get_close_matches(spec.name.lower(), NAMES, n=1, cutoff=0.6)
     hint = f"; did you mean '{near[0]}'?" if near else ""
-    raise ConfigError(f"unknown data.name '{spec.name}': expected one of {', '.join(NAMES)}, or "
+    raise DataSpecError(f"unknown data.name '{spec.name}': expected one of {', '.join(NAMES)}, or "
                       f"'{TFDS_PREFIX}<name>' for a prepared tfds data set (e.g. tfds:mnist){hint}")
   if spec.seed < 0:
-    raise ConfigError(f"data.seed={spec.seed} must be >= 0")
+    raise DataSpecError(f"data.seed={spec.seed} must be >= 0")
   for key in ("limit_train", "limit_test"):
     if getattr(spec, key) < 0:
-      raise ConfigError(f"data.{key}={getattr(spec, key)} must be >= 0 (0 keeps everything)")
+      raise DataSpecError(f"data.{key}={getattr(spec, key)} must be >= 0 (0 keeps everything)")
   if spec.name == "digits" and not spec.test_fraction > 0:
-    raise ConfigError(f"data.test_fraction={spec.test_fraction}: digits has no official test set, "
+    raise DataSpecError(f"data.test_fraction={spec.test_fraction}: digits has no official test set, "
                       "so test_fraction must be in (0, 1)")
   return spec
 
@@ -117,7 +116,7 @@ def split_indices(raw: RawData, spec: DataSpec) -> dict[str, np.ndarray]:
       test_labels = raw.test_labels
       test = np.arange(test_labels.shape[0])
   except ValueError as e:
-    raise ConfigError(f"{spec.name}: {e}") from e
+    raise DataSpecError(f"{spec.name}: {e}") from e
   train = splits.limit(train, raw.labels, spec.limit_train, (spec.seed, _LIMIT_TRAIN))
   test = splits.limit(test, test_labels, spec.limit_test, (spec.seed, _LIMIT_TEST))
   return dict(train=train, val=val, calib=calib, test=test)
@@ -139,7 +138,7 @@ def load_dataset(data_cfg: Any) -> Dataset:
 
   Raises:
     DataError: the data cannot be found or read.
-    ConfigError: a config field is missing or invalid.
+    DataSpecError: a field of the data spec is missing or invalid (a ``ConfigError``).
 
   Example:
     >>> from dnas_ee.config import base_config

@@ -7,11 +7,13 @@ A derived network (a ``Supernet`` on ``genotype_space(genotype)``) is cut into
     segment k:  blocks p_k+1..p_{k+1}, branch of exit k+1    -> features, logits_{k+1}
     last:       blocks p_last+1..N, head                     -> logits_final
 
-Each segment is one jitted pure function of (its weights, its input features).
+Each segment is one jitted pure function of (its weights, its input features),
+composed of the network's own segment methods (``Supernet.forward_blocks``,
+``forward_exit``, ``forward_head``, which ``Supernet.__call__`` composes too).
 A sample leaves at the first exit whose confidence reaches the exit's threshold:
 the segment's logits come to the host, ``host_confidence`` scores them and
 ``conf >= tau`` is decided there, exactly as ``pipeline.exit_table`` and
-``pipeline.first_exit`` do; samples that leave stop computing. An early exit with
+``dnas_ee.exits.decision.first_exit`` do; samples that leave stop computing. An early exit with
 threshold ``+inf`` never fires, so it is *pruned*: its branch is not computed at
 all (its blocks join the next segment).
 
@@ -26,7 +28,7 @@ Single-sample mode (``EarlyExitExecutor.predict_one``) runs one sample and retur
 at the first exit that fires: the latency a deployed device would see.
 
 The results equal the "evaluate every exit" reference (``pipeline.exit_logits``
-then ``pipeline.first_exit``) bit for bit: same modules, same inference-mode
+then ``first_exit``) bit for bit: same modules, same inference-mode
 arithmetic, only the work of samples that have left is skipped. Two details keep
 it exact: segments never run a batch of one row by default (``min_bucket=2``: XLA
 rounds batch-1 programs differently), and scores are computed on the host row by
@@ -57,17 +59,12 @@ import numpy as np
 from flax import nnx
 
 from dnas_ee.exits.confidence import CONFIDENCE_MEASURES, host_confidence
-from dnas_ee.models import supernet as _supernet
+from dnas_ee.exits.decision import check_thresholds
 from dnas_ee.models.supernet import Supernet, relaxed_architecture
 from dnas_ee.relax import Relaxation
 from dnas_ee.space.space import SearchSpace
 
 _HARD = Relaxation(hard=True)
-
-
-# The branch input exactly as ``Supernet.__call__`` forms it (a gradient scaling, when
-# the network has one, whose forward rounding must be reproduced bit for bit).
-_branch_feature = getattr(_supernet, "scale_gradient", lambda x, scale: x)
 
 
 def _keep_argument(path) -> bool:
@@ -150,54 +147,32 @@ def plan_segments(space: SearchSpace, thresholds) -> tuple[SegmentPlan, ...]:
   return tuple(plans)
 
 
-def check_thresholds(thresholds, num_early: int) -> np.ndarray:
-  """``[num_early]`` float64 early-exit thresholds from ``[E-1]`` or ``[E]`` (final -inf)."""
-  tau = np.asarray(thresholds, dtype=np.float64).reshape(-1)
-  if tau.shape[0] == num_early + 1 and num_early >= 0:
-    if tau[-1] != -np.inf:
-      raise ValueError(f"the final exit always fires, so its threshold must be -inf, got "
-                       f"{tau[-1]}; pass the {num_early} early-exit thresholds only")
-    tau = tau[:-1]
-  if tau.shape[0] != num_early:
-    raise ValueError(f"the network has {num_early} early exits, so it needs {num_early} "
-                     f"thresholds (one per early exit, +inf disables one), got {tau.shape[0]}")
-  if np.any(np.isnan(tau)):
-    raise ValueError(f"thresholds must not be NaN (use +inf to disable an exit), got {tau}")
-  return tau
-
-
 # --------------------------------------------------------------------------- segments
 
 
-class _SegmentModules(nnx.Module):
-  """A view on the modules one segment uses (shares them with the network)."""
+def _segment_filter(plan: SegmentPlan):
+  """nnx filter of the variables one segment uses (its blocks, stem, branch or head)."""
+  def owned(path, _) -> bool:
+    part = path[0]
+    if part == "stem":
+      return plan.start == 0
+    if part == "blocks":
+      return plan.start <= int(path[1]) < plan.stop
+    if part == "head":
+      return plan.final
+    if part == "branches":
+      return not plan.final and int(path[1]) == plan.exit
+    return False
+  return owned
 
-  def __init__(self, model: Supernet, plan: SegmentPlan):
-    self.stem = model.stem if plan.start == 0 else None
-    self.blocks = nnx.List([model.blocks[i] for i in range(plan.start, plan.stop)])
-    self.out = model.head if plan.final else model.branches[plan.exit]
-    # What the network does to a block's output before its branch (Supernet.__call__).
-    self.grad_scale = float(getattr(model, "branch_grad_scale", 1.0))
 
-
-def _apply_segment(graphdef, treedef, leaves, arch, x, *, space: SearchSpace, plan: SegmentPlan):
-  """Pure segment: ``(features [B, h, w, c] or None after the head, logits [B, K])``."""
-  seg = nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))
-  edge = (space.edge_bits,)
-  if seg.stem is not None:
-    x = seg.stem(x, edge, None, False)
-  for offset, block in enumerate(seg.blocks):
-    i = plan.start + offset
-    x = block(x, space.backbone_bits[i], arch.backbone_bits[i], False)
+def _apply_segment(model: Supernet, arch, x, plan: SegmentPlan):
+  """One segment through ``Supernet``'s own segment methods, in inference mode:
+  ``(features [B, h, w, c], or None after the head; logits [B, K])``."""
+  x = model.forward_blocks(x, arch, plan.start, plan.stop, train=False)
   if plan.final:
-    logits = seg.out(x, edge, None, False)
-    features = None
-  else:
-    j = plan.exit
-    feature = _branch_feature(x, seg.grad_scale)
-    logits = seg.out(feature, arch.ops[j], space.branch_bits[j], arch.branch_bits[j], False)
-    features = x
-  return features, logits
+    return None, model.forward_head(x, train=False)
+  return x, model.forward_exit(x, arch, plan.exit, train=False)
 
 
 @jax.jit
@@ -215,8 +190,9 @@ class _Program:
   @classmethod
   def build(cls, model: Supernet, plan: SegmentPlan, arch, bake: bool) -> _Program:
     program = cls()
-    space = model.space
-    graphdef, state = nnx.split(_SegmentModules(model, plan))
+    # The segment's own variables are its arguments; the rest of the network is only
+    # needed to rebuild the module and never enters the computation.
+    graphdef, state, rest = nnx.split(model, _segment_filter(plan), ...)
     paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(state)
     leaves = [jnp.asarray(leaf) for _, leaf in paths_leaves]
     passed = [not bake or _keep_argument(path) for path, _ in paths_leaves]
@@ -225,7 +201,8 @@ class _Program:
       program.traces += 1    # runs at trace time only: counts compiled shapes
       it = iter(args)
       full = [next(it) if p else leaf for leaf, p in zip(leaves, passed)]
-      return _apply_segment(graphdef, treedef, full, arch, x, space=space, plan=plan)
+      net = nnx.merge(graphdef, jax.tree.unflatten(treedef, full), rest)
+      return _apply_segment(net, arch, x, plan)
 
     program.fn = jax.jit(traced)
     program.args = [leaf for leaf, p in zip(leaves, passed) if p]

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from dnas_ee.exits.calibrate import Calibration, ParetoFront
+from dnas_ee.exits.thresholds import Calibration, ParetoFront
 
 
 def _save(fig: Figure, path: str | os.PathLike) -> None:

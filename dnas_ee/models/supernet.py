@@ -72,19 +72,37 @@ class Supernet(nnx.Module):
     self.alloc_logits = ArchParam(jnp.zeros((p,), jnp.float32))
 
   def __call__(self, x, arch: ArchProbs, *, train: bool):
-    space = self.space
-    edge = (space.edge_bits,)
-    x = self.stem(x, edge, None, train)
-    logits, j = [], 0
-    for i, block in enumerate(self.blocks):
-      x = block(x, space.backbone_bits[i], arch.backbone_bits[i], train)
-      if j < len(space.branches) and space.branches[j].position == i + 1:
-        feature = scale_gradient(x, self.branch_grad_scale)
-        logits.append(self.branches[j](feature, arch.ops[j], space.branch_bits[j], arch.branch_bits[j],
-                                       train))
-        j += 1
-    logits.append(self.head(x, edge, None, train))
+    logits, start = [], 0
+    for j, branch in enumerate(self.space.branches):
+      x = self.forward_blocks(x, arch, start, branch.position, train=train)
+      logits.append(self.forward_exit(x, arch, j, train=train))
+      start = branch.position
+    x = self.forward_blocks(x, arch, start, self.space.num_blocks, train=train)
+    logits.append(self.forward_head(x, train=train))
     return logits
+
+  # The segments ``__call__`` composes; ``EarlyExitExecutor`` composes the same ones
+  # to run a derived network exit by exit.
+
+  def forward_blocks(self, x, arch: ArchProbs, start: int, stop: int, *, train: bool):
+    """Features after backbone blocks ``start:stop`` (0-based); ``start == 0`` runs the
+    stem first, so ``x`` is the image batch there and a feature map otherwise."""
+    space = self.space
+    if start == 0:
+      x = self.stem(x, (space.edge_bits,), None, train)
+    for i in range(start, stop):
+      x = self.blocks[i](x, space.backbone_bits[i], arch.backbone_bits[i], train)
+    return x
+
+  def forward_exit(self, x, arch: ArchProbs, j: int, *, train: bool):
+    """Logits of early exit ``j`` from the features after its block."""
+    space = self.space
+    feature = scale_gradient(x, self.branch_grad_scale)
+    return self.branches[j](feature, arch.ops[j], space.branch_bits[j], arch.branch_bits[j], train)
+
+  def forward_head(self, x, *, train: bool):
+    """Logits of the final classifier from the last block's features."""
+    return self.head(x, (self.space.edge_bits,), None, train)
 
 
 def scale_gradient(x, scale: float):

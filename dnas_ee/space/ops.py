@@ -60,20 +60,8 @@ class OpSpec:
             OpSignature("conv", out_res, out_res, in_width, out_width, 1, 1, 1, bits, bits)]
 
 
-_CUSTOM: dict[str, OpSpec] = {}
-
-
-def register_branch_op(spec: OpSpec) -> None:
-  """Registers an op under ``spec.name`` (its ``kind`` must be one of ``OP_KINDS``)."""
-  if spec.kind not in OP_KINDS:
-    raise ValueError(f"op kind {spec.kind!r} is not implemented; use one of {OP_KINDS}")
-  _CUSTOM[spec.name] = spec
-
-
 def parse_op(name: str) -> OpSpec:
   """Parses a candidate op name, e.g. ``conv3_s2_x2`` or ``maxpool2_s2``."""
-  if name in _CUSTOM:
-    return _CUSTOM[name]
   match = _NAME_RE.match(name)
   if not match:
     raise ValueError(

@@ -7,7 +7,7 @@ trained on: the weights train on train (+ val), the architecture on val), its
 per-exit confidences and correctness are cached, and ``calibrate_accuracy_floor``
 or ``calibrate_budget`` choose the thresholds (reference B's adaptive threshold
 tuning). The cost of each exit is the configured ``hw.objective`` metric
-(``network_costs.objective_costs``), with each branch's own cost so that exits
+(``dnas_ee.cost.network.objective_costs``), with each branch's own cost so that exits
 that never fire are pruned; the budget is relative to the static backbone's cost.
 
 Writes ``thresholds.json`` (read by ``pipeline.evaluate``: ``{"thresholds": [...]}``,
@@ -21,9 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from dnas_ee.exits.calibrate import (
+from dnas_ee.cost.network import objective_costs
+from dnas_ee.data import load_dataset
+from dnas_ee.exits.thresholds import (
     MODES, Calibration, calibrate_accuracy_floor, calibrate_budget, thresholds_to_json)
-from dnas_ee.exits.network_costs import network_costs, objective_costs
+from dnas_ee.space.genotype import Genotype, genotype_space
+from dnas_ee.stages.run_dir import (
+    check_run_files, exit_logits, exit_table, load_run_config, load_trained)
+from dnas_ee.train.build import build_cost_source, network_costs
 
 THRESHOLDS_FILE = "thresholds.json"
 CALIBRATION_FILE = "calibration.json"
@@ -51,17 +56,12 @@ def calibrate_run(workdir, *, mode: str, max_drop: float = 0.5, budget: float = 
     ValueError: bad mode or parameters, no early exit, an empty calib split, or
       an infeasible budget.
   """
-  from dnas_ee import pipeline
-  from dnas_ee.data import load_dataset
-  from dnas_ee.exits.evaluation import check_run_files
-  from dnas_ee.space.genotype import Genotype, genotype_space
-
   if mode not in MODES:
     raise ValueError(f"unknown calibration mode {mode!r}; use one of {MODES}")
   workdir = Path(workdir)
-  config = pipeline.load_run_config(workdir)
+  config = load_run_config(workdir)
   check_run_files(workdir, config)
-  space, setup, state = pipeline.load_trained(config, workdir, "early_exit")
+  space, setup, state = load_trained(config, workdir, "early_exit")
   if not space.branches:
     raise ValueError(f"the derived network of {workdir} has no early exit (genotype.json "
                      f"'exits' is empty): there is nothing to calibrate; derive with more exits "
@@ -70,13 +70,14 @@ def calibrate_run(workdir, *, mode: str, max_drop: float = 0.5, budget: float = 
   if len(data.calib.labels) == 0:
     raise ValueError("the calib split is empty: set --config.data.calib_fraction > 0 (e.g. 0.1) "
                      "and retrain, so the thresholds are calibrated on data never trained on")
-  logits = pipeline.exit_logits(setup, state, data.calib.images, config.evaluate.batch_size)
-  conf, correct = pipeline.exit_table(logits, data.calib.labels, config.exits.confidence)
+  logits = exit_logits(setup, state, data.calib.images, config.evaluate.batch_size)
+  conf, correct = exit_table(logits, data.calib.labels, config.exits.confidence)
 
   genotype = Genotype.load(workdir / "genotype.json")
   static_space = genotype_space(genotype.static)
-  costs = network_costs(config, space)
-  static = network_costs(config, static_space)
+  source = build_cost_source(config, space)    # one LUT load serves both networks
+  costs = network_costs(config, space, source)
+  static = network_costs(config, static_space, source)
   obj = objective_costs(config.hw.objective, costs, static,
                         config.loss.metric_weights.to_dict())
   common = dict(branch_cost=obj.branch, num_candidates=num_candidates)

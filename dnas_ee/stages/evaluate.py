@@ -1,4 +1,4 @@
-"""Evaluation of a retrained run on the test split, and its report (``pipeline.evaluate``).
+"""The evaluate stage: a retrained run on the test split, and its report.
 
 Everything is computed from the run dir alone (``config.json``, ``genotype.json``,
 the final retraining checkpoints, and ``thresholds.json`` when calibrated), so
@@ -34,56 +34,20 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from dnas_ee.exits.calibrate import pareto_front, thresholds_to_json
+from dnas_ee.cost.metrics import METRIC_LABELS, METRIC_UNITS, REPORTED_METRICS as COST_METRICS
+from dnas_ee.cost.network import NetworkCosts, objective_costs
+from dnas_ee.data import load_dataset
+from dnas_ee.exits.decision import first_exit
 from dnas_ee.exits.executor import EarlyExitExecutor, measure_latencies
-from dnas_ee.exits.network_costs import METRIC_LABELS, NetworkCosts, network_costs, objective_costs
+from dnas_ee.exits.thresholds import pareto_front, thresholds_to_json
+from dnas_ee.space.genotype import Genotype
+from dnas_ee.stages.run_dir import (
+    check_run_files, evaluation_thresholds, exit_logits, exit_table, load_trained)
+from dnas_ee.train.build import network_costs
 
 REPORT_FILE = "report.md"
 PARETO_PLOT = "pareto_test.png"
 EXITS_PLOT = "exit_distribution.png"
-COST_METRICS = ("macs", "latency_s", "energy_j", "edp")
-
-# (path in the run dir, the command that writes it); the checkpoints are checked
-# for the final retraining step.
-RUN_FILES = (
-    ("config.json", "dnas-ee search (or run) --config ... --workdir {workdir}"),
-    ("genotype.json", "dnas-ee derive --workdir {workdir}"),
-    ("checkpoints/retrain_early_exit", "dnas-ee retrain --workdir {workdir}"),
-    ("checkpoints/retrain_static", "dnas-ee retrain --workdir {workdir}"),
-)
-
-
-def check_run_files(workdir, config=None) -> None:
-  """Raises ``FileNotFoundError`` naming every file evaluation needs that ``workdir`` lacks.
-
-  Args:
-    workdir: the run dir.
-    config: the run's config (for the final retraining step); read from
-      ``workdir/config.json`` when None.
-
-  Raises:
-    FileNotFoundError: one line per missing file, with the command that writes it.
-  """
-  workdir = Path(workdir)
-  if not workdir.is_dir():
-    raise FileNotFoundError(f"run dir {workdir} does not exist")
-  if config is None and (workdir / "config.json").exists():
-    from dnas_ee.pipeline import load_run_config
-    config = load_run_config(workdir)
-  steps = None if config is None else int(config.retrain.steps)
-  missing = []
-  for name, command in RUN_FILES:
-    path = workdir / name
-    if name.startswith("checkpoints/"):
-      if not path.is_dir():
-        missing.append(f"{path} (run `{command.format(workdir=workdir)}`)")
-      elif steps is not None and not (path / str(steps)).is_dir():
-        missing.append(f"{path}/{steps}, the final retraining checkpoint (run "
-                       f"`{command.format(workdir=workdir)}` to finish the retraining)")
-    elif not path.exists():
-      missing.append(f"{path} (run `{command.format(workdir=workdir)}`)")
-  if missing:
-    raise FileNotFoundError(f"run dir {workdir} is missing " + "; ".join(missing))
 
 
 @dataclasses.dataclass
@@ -102,15 +66,13 @@ class NetworkEvaluation:
 
 def evaluate_network(config, workdir: Path, which: str, images, labels) -> NetworkEvaluation:
   """Accuracy, exits and expected costs of ``which`` (``'early_exit'`` or ``'static'``)."""
-  from dnas_ee import pipeline
-
-  space, setup, state = pipeline.load_trained(config, workdir, which)
+  space, setup, state = load_trained(config, workdir, which)
   costs = network_costs(config, space)
-  logits = pipeline.exit_logits(setup, state, images, config.evaluate.batch_size)
-  conf, correct = pipeline.exit_table(logits, labels, config.exits.confidence)
-  thresholds, source = pipeline._thresholds(config, workdir, len(space.branches),
-                                            with_source=True)
-  taken = pipeline.first_exit(conf, thresholds)
+  logits = exit_logits(setup, state, images, config.evaluate.batch_size)
+  conf, correct = exit_table(logits, labels, config.exits.confidence)
+  thresholds, source = evaluation_thresholds(config, workdir, len(space.branches),
+                                             with_source=True)
+  taken = first_exit(conf, thresholds)
   n = len(taken)
   rates = np.bincount(taken, minlength=space.num_exits) / n
   deployed = costs.deployed(thresholds)
@@ -203,9 +165,6 @@ def evaluate_run(config, workdir, *, latency_samples: int = 50, report: bool = T
   Raises:
     FileNotFoundError: a required file of the run dir is missing (named).
   """
-  from dnas_ee.data import load_dataset
-  from dnas_ee.space.genotype import Genotype
-
   workdir = Path(workdir)
   check_run_files(workdir, config)
   genotype = Genotype.load(workdir / "genotype.json")
@@ -291,9 +250,6 @@ def _si(value, unit: str) -> str:
   return f"{value:.3g} {unit}"
 
 
-_UNITS = dict(macs="MAC", latency_s="s", energy_j="J", edp="J·s")
-
-
 def _pct(value) -> str:
   return "-" if value is None else f"{100 * value:+.1f}%"
 
@@ -329,7 +285,7 @@ def report_markdown(summary: dict, workdir: Path, note: str = "") -> str:
           ("early-exit", e, e["exit_rates"], "early_exit")]
   for label, entry, rates, key in rows:
     cells = [label, f"{100 * entry['accuracy']:.2f}%", " / ".join(f"{r:.2f}" for r in rates)]
-    cells += [_si(entry[m], _UNITS[m]) for m in metrics]
+    cells += [_si(entry[m], METRIC_UNITS[m]) for m in metrics]
     if measured:
       med = measured[key]["median_s"]
       cells += [_si(med, "s"), f"{measured['static']['median_s'] / med:.2f}x"]

@@ -7,6 +7,7 @@ import numpy as np
 import optax
 
 from dnas_ee.cost import ShapeCosts, build_cost_tables, static_cost
+from dnas_ee.cost.network import NetworkCosts, network_costs as derived_network_costs
 from dnas_ee.cost.tables import CombinedCosts, CostSource
 from dnas_ee.relax import make_schedule
 from dnas_ee.space.backbones import build_backbone
@@ -98,3 +99,20 @@ def arch_optimizer(config) -> optax.GradientTransformation:
   s = config.search
   return optax.chain(optax.add_decayed_weights(s.a_weight_decay),
                      optax.adam(s.a_lr, b1=s.a_b1, b2=s.a_b2))
+
+def transfer_costs(config, space: SearchSpace):
+  """``(latency [P, nb], energy [P, nb])`` of sending each branch's input to another core
+  of the configured multi-core accelerator, or None (one core, or no branch)."""
+  acc = multicore_accelerator(config)
+  if acc is None or not space.branches:
+    return None
+  from dnas_ee.hw import transfer_tables
+  return transfer_tables(space, acc)
+
+
+def network_costs(config, space: SearchSpace, source: CostSource | None = None) -> NetworkCosts:
+  """``NetworkCosts`` of the derived network ``space`` under the
+  run's cost model (``source``: the run's cost source if already built, so a LUT is
+  loaded once)."""
+  source = source or build_cost_source(config, space)
+  return derived_network_costs(space, source, transfer_costs(config, space))

@@ -16,6 +16,7 @@ import optax
 from dnas_ee.cost import (
     cost_penalty, exit_probabilities, expected_block_costs, expected_branch_costs, expected_cost,
     expected_cost_per_sample)
+from dnas_ee.cost.metrics import OBJECTIVE_METRICS as _OBJECTIVE_METRIC, OBJECTIVES
 from dnas_ee.cost.multicore import (
     expected_transfer, multicore_latency_per_sample, multicore_transfer_energy)
 from dnas_ee.cost.tables import CostTables
@@ -23,8 +24,6 @@ from dnas_ee.exits.confidence import confidence
 from dnas_ee.relax import Relaxation, soft_exit_decision
 
 TASK_LOSSES = ("expected", "weighted_sum")
-OBJECTIVES = ("macs", "latency", "energy", "edp", "weighted")
-_OBJECTIVE_METRIC = {"macs": "macs", "latency": "latency_s", "energy": "energy_j"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from dnas_ee import pipeline  # noqa: E402
 from dnas_ee.data import load_dataset  # noqa: E402
-from dnas_ee.exits.evaluation import _device, check_run_files, evaluate_network  # noqa: E402
+from dnas_ee.stages.evaluate import _device, check_run_files, evaluate_network  # noqa: E402
 from dnas_ee.exits.executor import (  # noqa: E402
     EarlyExitExecutor, measure_latencies, measure_throughput)
 

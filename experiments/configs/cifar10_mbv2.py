@@ -21,4 +21,5 @@ def get_config(arg=None):
     c.data.limit_train = 10000
     c.search.steps, c.search.warmup_steps, c.retrain.steps = 800, 200, 1500
     c.search.log_every, c.search.checkpoint_every = 50, 200
+    c.retrain.log_every, c.retrain.checkpoint_every = 50, 200
   return c

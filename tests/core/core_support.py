@@ -15,6 +15,7 @@ def tiny_overrides():
           "--config.space.branch_ops=('conv3_s2_x1', 'dwsep3_s1_x2', 'maxpool2_s2', 'identity')",
           "--config.search.steps=24", "--config.search.warmup_steps=6",
           "--config.search.log_every=4", "--config.search.checkpoint_every=8",
+          "--config.retrain.log_every=4", "--config.retrain.checkpoint_every=8",
           "--config.search.batch_size=32", "--config.retrain.steps=24",
           "--config.retrain.batch_size=32"]
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from dnas_ee.data import batch_indices, epoch_permutation
-from dnas_ee.data import pipeline
+from dnas_ee.data import batching
 
 
 def test_deterministic_and_seeded():
@@ -31,7 +31,7 @@ def test_every_index_at_most_once_per_epoch(n, batch_size):
 def test_resume_sees_the_same_batches():
   n, batch_size = 53, 8
   in_a_loop = [batch_indices(11, step, n, batch_size) for step in range(40)]
-  pipeline._permutation.cache_clear()  # a fresh process, resumed at step k
+  batching._permutation.cache_clear()  # a fresh process, resumed at step k
   for k in (0, 5, 6, 13, 39):
     np.testing.assert_array_equal(batch_indices(11, k, n, batch_size), in_a_loop[k])
 

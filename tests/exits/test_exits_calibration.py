@@ -1,4 +1,4 @@
-"""Hand-made cases and unit tests of dnas_ee.exits.calibrate."""
+"""Hand-made cases and unit tests of dnas_ee.exits.thresholds."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from dnas_ee.exits.calibrate import (
+from dnas_ee.exits.thresholds import (
     Calibration, ParetoFront, SearchOptions, calibrate_accuracy_floor, calibrate_budget,
     candidate_thresholds, evaluate_thresholds, exit_assignment, pareto_front,
     thresholds_from_json, thresholds_to_json)

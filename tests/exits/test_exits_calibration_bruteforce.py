@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dnas_ee.exits.calibrate import (
+from dnas_ee.exits.thresholds import (
     SearchOptions, calibrate_accuracy_floor, calibrate_budget, evaluate_thresholds, pareto_front)
 
 LEVELS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)   # few values: ties are common

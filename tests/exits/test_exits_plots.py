@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dnas_ee.exits.calibrate import calibrate_budget
+from dnas_ee.exits.thresholds import calibrate_budget
 from dnas_ee.exits.plots import plot_exit_distribution, plot_pareto
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from dnas_ee import pipeline
-from dnas_ee.exits.calibrate import Calibration, thresholds_from_json
-from dnas_ee.exits.run_calibration import calibrate_run
+from dnas_ee.exits.thresholds import Calibration, thresholds_from_json
+from dnas_ee.stages.calibrate import calibrate_run
 
 NO_TIMING = dict(latency_samples=0)
 
@@ -171,7 +171,8 @@ def test_unfinished_retraining_is_named(run_dir, copy_run):
 
 def test_network_costs_agree_with_the_discrete_costs(run_dir):
   from dnas_ee.cost.discrete import discrete_exit_costs
-  from dnas_ee.exits.network_costs import network_costs, objective_costs, prune_space
+  from dnas_ee.cost.network import objective_costs, prune_space
+  from dnas_ee.train.build import network_costs
   from dnas_ee.space.genotype import Genotype, genotype_space
   from dnas_ee.train import build
   config = pipeline.load_run_config(run_dir)
@@ -201,7 +202,8 @@ def test_branches_on_other_cores_are_pruned_by_recomputing(tmp_path):
   """Multi-core: a branch on another core overlaps the backbone, so its latency is
   no subtraction; the deployed costs are those of the network without it."""
   from exits_support import write_run
-  from dnas_ee.exits.network_costs import network_costs, objective_costs, prune_space
+  from dnas_ee.cost.network import objective_costs, prune_space
+  from dnas_ee.train.build import network_costs
   from dnas_ee.space.genotype import Genotype, genotype_space
   workdir = write_run(tmp_path / "multicore", ["--config.hw.accelerator=quad_core_edge_tpu_like",
                                                "--config.hw.objective=latency",

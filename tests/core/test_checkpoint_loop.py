@@ -1,0 +1,86 @@
+"""Checkpoints keep the state's tree structure; the shared training loop resumes,
+logs (JSONL and TensorBoard) and stops at a non-finite step."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import pytest
+from flax import nnx
+
+from dnas_ee.checkpoint import CheckpointMismatchError, Checkpointer
+from dnas_ee.train import loop
+
+
+def _params(model) -> nnx.State:
+  return nnx.state(model, nnx.Param)
+
+
+def test_restore_into_another_structure_is_an_error(tmp_path):
+  ckpt = Checkpointer(tmp_path / "ckpt")
+  ckpt.save(1, _params(nnx.Linear(3, 4, rngs=nnx.Rngs(0))))
+  ckpt.wait()
+  saved = _params(nnx.Linear(3, 4, rngs=nnx.Rngs(0)))
+  restored = ckpt.restore(_params(nnx.Linear(3, 4, rngs=nnx.Rngs(1))))
+  assert jax.tree.structure(restored) == jax.tree.structure(saved)
+  assert all(jnp.array_equal(a, b) for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(saved)))
+  with pytest.raises(CheckpointMismatchError, match="does not fit"):
+    ckpt.restore(_params(nnx.Linear(3, 4, use_bias=False, rngs=nnx.Rngs(0))))
+
+
+def test_same_shaped_leaves_restore_by_name_not_by_position(tmp_path):
+  """Two same-shaped leaves keep their names: a renamed one is an error, and
+  reordering the template does not swap values."""
+  ckpt = Checkpointer(tmp_path / "ckpt")
+  ckpt.save(1, {"a": jnp.zeros(3), "b": jnp.ones(3)})
+  ckpt.wait()
+  with pytest.raises(CheckpointMismatchError):
+    ckpt.restore({"a": jnp.zeros(3), "c": jnp.zeros(3)})
+  restored = ckpt.restore({"b": jnp.zeros(3), "a": jnp.zeros(3)})
+  assert float(restored["a"].sum()) == 0.0 and float(restored["b"].sum()) == 3.0
+
+
+@dataclasses.dataclass(frozen=True)
+class _State:
+  step: jax.Array
+  x: jax.Array
+  nonfinite_step: jax.Array
+
+
+jax.tree_util.register_dataclass(_State, data_fields=["step", "x", "nonfinite_step"],
+                                 meta_fields=[])
+
+
+def _step(state: _State, batch):
+  x = state.x + batch
+  bad = ~jnp.isfinite(x)
+  return (_State(state.step + 1, jnp.where(bad, state.x, x),
+                 jnp.where(bad & (state.nonfinite_step < 0), state.step, state.nonfinite_step)),
+          dict(x=x, parts=jnp.stack([x, 2 * x])))
+
+
+def _fit(tmp_path, steps, batches=lambda step: (jnp.float32(1.0),)):
+  fresh = _State(jnp.zeros((), jnp.int32), jnp.zeros(()), jnp.full((), -1, jnp.int32))
+  return loop.fit(fresh, _step, batches, steps=steps, cadence=loop.Cadence(2, 4, 2),
+                  checkpoint_dir=tmp_path / "ckpt", metrics_path=tmp_path / "m.jsonl",
+                  tensorboard_dir=tmp_path / "tb", name="toy", advice="Lower it.",
+                  progress=False, postfix=dict(x="x"))
+
+
+def test_fit_resumes_logs_and_writes_tensorboard_events(tmp_path):
+  _fit(tmp_path, 5)
+  state = _fit(tmp_path, 8)        # resumes from the step-5 checkpoint
+  assert float(state.x) == 8.0
+  records = [json.loads(l) for l in (tmp_path / "m.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in records] == [2, 4, 5, 6, 8]
+  assert records[-1]["parts"] == [8.0, 16.0]
+  assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+def test_fit_stops_at_a_non_finite_step(tmp_path):
+  batches = lambda step: (jnp.float32(jnp.inf if step == 5 else 1.0),)
+  with pytest.raises(loop.NonFiniteError, match=r"toy: non-finite .* step 5.*step 4.*Lower it"):
+    _fit(tmp_path, 8, batches)
+  assert Checkpointer(tmp_path / "ckpt").latest_step() == 4
