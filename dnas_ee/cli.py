@@ -3,6 +3,7 @@
     dnas-ee run --config experiments/configs/digits.py --workdir runs/digits [--config.a.b=v ...]
     dnas-ee search|derive|retrain|evaluate ...   (one stage; later stages read the work dir)
     dnas-ee calibrate --workdir runs/X --mode accuracy_floor --max-drop 0.5
+    dnas-ee sweep --sweep experiments/sweeps/smoke.py --workdir runs/smoke; dnas-ee table --workdir runs/smoke
     dnas-ee lut build|show --config ... --accelerator edge_tpu_like
     dnas-ee lut measure --config ... --output runs/cpu_lut.json
 """
@@ -42,6 +43,16 @@ def _parser() -> argparse.ArgumentParser:
                                     "config.json for stages after search")
     p.add_argument("--workdir", required=True)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--restart", action="store_true",
+                   help="the work dir holds another config: delete the stages it makes stale")
+  sw = sub.add_parser("sweep", help="run every member of a sweep (experiments/sweeps/*.py)")
+  sw.add_argument("--sweep", required=True)
+  sw.add_argument("--workdir", required=True)
+  sw.add_argument("--no-progress", action="store_true", help="no progress bar")
+  tb = sub.add_parser("table", help="aggregate a sweep's summaries: table.md, table.csv, pareto.png")
+  tb.add_argument("--workdir", required=True)
+  tb.add_argument("--sweep", default="", help="the sweep file (default: the work dir's sweep.json)")
+  tb.add_argument("--cost", default="", help="cost axis of the Pareto plot (default: the sweep's)")
   cal = sub.add_parser("calibrate", help="calibrate per-exit thresholds of a retrained run")
   cal.add_argument("--workdir", required=True)
   cal.add_argument("--mode", choices=("accuracy_floor", "budget"), default="accuracy_floor")
@@ -120,6 +131,12 @@ def main(argv=None) -> int:
     if args.command in STAGE_COMMANDS:
       config = _config(args, overrides)
       progress = not args.no_progress
+      from dnas_ee.sweep import run_dirs
+      if args.restart:
+        cleared = run_dirs.restart(config, args.workdir)
+        print(f"restart: cleared {', '.join(cleared) or 'nothing'} in {args.workdir}")
+      else:
+        run_dirs.check_same_config(config, args.workdir)
       if args.command == "run":
         _print_summary(pipeline.run(config, args.workdir, progress=progress))
       elif args.command == "search":
@@ -134,7 +151,18 @@ def main(argv=None) -> int:
         _print_summary(pipeline.evaluate(config, args.workdir))
     elif args.command == "calibrate":
       from dnas_ee.stages.calibrate import calibrate_run
+      from dnas_ee.sweep.run_dirs import check_calibration_target
+      check_calibration_target(args.mode, args.max_drop, args.budget)
       calibrate_run(args.workdir, mode=args.mode, max_drop=args.max_drop, budget=args.budget)
+      if (Path(args.workdir) / "summary.json").exists():
+        print(f"note: {Path(args.workdir) / 'summary.json'} predates these thresholds: run "
+              f"`dnas-ee evaluate --workdir {args.workdir}` to refresh it")
+    elif args.command == "sweep":
+      from dnas_ee.sweep import run_sweep
+      run_sweep(args.sweep, args.workdir, progress=not args.no_progress)
+    elif args.command == "table":
+      from dnas_ee.sweep import write_table
+      print(write_table(args.workdir, sweep=args.sweep or None, cost=args.cost or None))
     elif args.command == "lut":
       from dnas_ee.hw.cli import lut_command
       lut_command(args, overrides, _lut_space)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 import ml_collections
@@ -23,6 +24,7 @@ from dnas_ee.config import check_keys, save_config
 from dnas_ee.data import load_dataset
 from dnas_ee.data.shapes import dataset_shape
 from dnas_ee.exits.decision import first_exit
+from dnas_ee.methods.stage import frozen_architecture, trains_supernet
 from dnas_ee.models.supernet import Supernet
 from dnas_ee.space.genotype import Genotype, derive_genotype
 from dnas_ee.stages.calibrate import calibrate_run
@@ -46,18 +48,10 @@ CALIBRATION_MODES = ("accuracy_floor", "budget", "none")
 
 
 def _prepare(config: ml_collections.ConfigDict, workdir) -> Path:
-  check_keys(config)
-  workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  saved = workdir / "config.json"
-  if saved.exists():
-    old = json.loads(saved.read_text())
-    new = json.loads(json.dumps(config.to_dict(), default=list))
-    if old != new:
-      changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-      print(f"note: config differs from {saved} in sections {changed}; the new one is saved")
-  save_config(config, saved)
-  return workdir
+  """Validates the config and saves it; a dir holding another config is refused
+  (``dnas_ee.sweep.run_dirs``: run dirs never report another config's results)."""
+  from dnas_ee.sweep.run_dirs import prepare_run_dir
+  return prepare_run_dir(config, workdir)
 
 
 @dataclasses.dataclass
@@ -87,7 +81,8 @@ def prepare_search(config, mesh=None, data=None) -> SearchRun:
       a_tx=build.arch_optimizer(config),
       op_temperature=build.schedule_from(s.op_temperature, s.steps),
       threshold_temperature=build.schedule_from(config.exits.threshold_temperature, s.steps),
-      order=s.order, unroll_lr=s.unroll_lr, warmup_steps=s.warmup_steps,
+      order=s.order, unroll_lr=s.unroll_lr,
+      warmup_steps=s.steps if frozen_architecture(config) else s.warmup_steps,
       augment_pad=config.data.augment_pad, augment_flip=config.data.augment_flip,
       mixture_mode=s.mixture_mode, gate_mode=s.gate_mode)
   state = parallel.replicate(mesh, init_search_state(model, setup, config.seed))
@@ -131,8 +126,13 @@ def _arch_logits(graphdef, state) -> dict:
 
 
 def derive(config, workdir) -> Genotype:
-  """Derives the discrete genotype from ``search_arch.json``; writes ``genotype.json``."""
+  """Derives the discrete genotype from ``search_arch.json``; writes ``genotype.json``.
+
+  Methods other than ``dnas`` produce it their own way (``dnas_ee.methods.stage``)."""
   workdir = Path(workdir)
+  if config.method.name != "dnas":
+    from dnas_ee.methods.stage import select_genotype
+    return select_genotype(config, workdir)
   arch_path = workdir / "search_arch.json"
   if not arch_path.exists():
     raise FileNotFoundError(f"{arch_path} is missing: run `dnas-ee search` on this work dir first")
@@ -215,19 +215,40 @@ def calibrate(config, workdir):
 def run(config, workdir, *, progress: bool = True, stages=STAGES) -> dict | None:
   """All stages in order (search, derive, retrain, calibrate, evaluate); each resumes
   from what the work dir already holds."""
-  summary = None
+  summary, timing_path = None, Path(workdir) / "timing.json"
   for stage in stages:
+    t0 = time.time()
     if stage == "search":
-      if not (Path(workdir) / "search_arch.json").exists():
+      if trains_supernet(config) and not (Path(workdir) / "search_arch.json").exists():
         search(config, workdir, progress=progress)
+        _record_time(timing_path, "search_s", time.time() - t0)
       else:
         _prepare(config, workdir)
     elif stage == "derive":
+      fresh = not (Path(workdir) / "genotype.json").exists()
       derive(config, workdir)
+      if fresh:
+        _record_time(timing_path, "derive_s", time.time() - t0)
     elif stage == "retrain":
       retrain(config, workdir, progress=progress)
     elif stage == "calibrate":
       calibrate(config, workdir)
     elif stage == "evaluate":
-      summary = evaluate(config, workdir)
+      summary = _with_timing(evaluate(config, workdir), workdir, timing_path)
+  return summary
+
+
+def _record_time(path: Path, key: str, seconds: float) -> None:
+  times = json.loads(path.read_text()) if path.exists() else {}
+  times[key] = round(seconds, 3)
+  path.write_text(json.dumps(times))
+
+
+def _with_timing(summary: dict, workdir, timing_path: Path) -> dict:
+  """Adds ``search_s``, the method's search wall-clock (supernet training + selection;
+  0 for static and hand_placed), to ``summary.json``."""
+  times = json.loads(timing_path.read_text()) if timing_path.exists() else {}
+  summary["timing"] = times
+  summary["search_s"] = round(times.get("search_s", 0.0) + times.get("derive_s", 0.0), 3)
+  (Path(workdir) / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
   return summary

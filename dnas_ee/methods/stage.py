@@ -1,0 +1,157 @@
+"""The derive stage of the methods other than ``dnas``: each writes ``genotype.json``.
+
+- ``static``: the backbone alone, every block at ``method.bits`` (0: the widest
+  of ``space.bits``); the reference every row is also reported against.
+- ``hand_placed``: an exit after every candidate position, each the same fixed
+  branch ``method.branch_ops`` (slots past the given ops are ``identity``) at
+  ``method.bits`` (SDN/MSDNet style), no search.
+- ``random`` / ``evolutionary``: ``method.evaluations`` candidates scored with
+  the supernet trained by the search stage (``method.supernet``: 'uniform' trains
+  it with the architecture frozen at its uniform init, 'dnas' with the learned
+  architecture as the dnas search does), drawn uniformly or bred by NSGA-II; the
+  non-dominated set is kept in ``method_search.json`` and one genotype picked by
+  ``loss.target`` (``evolution.PICK_RULE``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+
+from dnas_ee.methods import evolution
+from dnas_ee.methods.encoding import decode, encoding_bounds, one_hot_arch
+from dnas_ee.methods.scoring import GenotypeScorer
+from dnas_ee.space.genotype import ExitGene, Genotype
+from dnas_ee.space.ops import parse_op
+
+METHODS = ("dnas", "static", "hand_placed", "random", "evolutionary")
+SCORED = ("random", "evolutionary")
+SUPERNETS = ("uniform", "dnas")
+RESULT_FILE = "method_search.json"
+
+
+def check_method(config) -> None:
+  """Raises ``ValueError`` naming a ``method.*`` value that cannot be used."""
+  m = config.method
+  if m.name not in METHODS:
+    raise ValueError(f"unknown method.name {m.name!r}; use one of {METHODS}")
+  if m.supernet not in SUPERNETS:
+    raise ValueError(f"unknown method.supernet {m.supernet!r}; use one of {SUPERNETS}")
+  if m.name in SCORED and (m.evaluations < 1 or m.population < 2):
+    raise ValueError(f"method.evaluations={m.evaluations} must be >= 1 and method.population="
+                     f"{m.population} >= 2")
+  for op in m.branch_ops:
+    parse_op(op)
+  if m.bits and m.bits not in tuple(config.space.bits):
+    raise ValueError(f"method.bits={m.bits} is not one of space.bits={tuple(config.space.bits)}; "
+                     "use 0 for the widest")
+
+
+def trains_supernet(config) -> bool:
+  """Whether the method needs the search stage (a trained supernet)."""
+  return config.method.name == "dnas" or config.method.name in SCORED
+
+
+def frozen_architecture(config) -> bool:
+  """Whether the search stage trains the supernet's weights only (uniform architecture)."""
+  return config.method.name in SCORED and config.method.supernet == "uniform"
+
+
+def _bits(config, space) -> int:
+  return int(config.method.bits or max(space.backbone_bits[0]))
+
+
+def static_genotype(config, space) -> Genotype:
+  bits = _bits(config, space)
+  return Genotype(space.backbone, (), (bits,) * space.num_blocks, space.edge_bits)
+
+
+def hand_placed_genotype(config, space) -> Genotype:
+  bits, given = _bits(config, space), tuple(config.method.branch_ops)
+  exits = []
+  for branch in space.branches:
+    if len(given) > branch.depth:
+      raise ValueError(f"method.branch_ops has {len(given)} ops for {branch.depth} branch slots")
+    ops = given + ("identity",) * (branch.depth - len(given))
+    exits.append(ExitGene(branch.position, ops, branch.slot_res, bits))
+  return Genotype(space.backbone, tuple(exits), (bits,) * space.num_blocks, space.edge_bits)
+
+
+def select_genotype(config, workdir) -> Genotype:
+  """The genotype of a method other than ``dnas``; writes ``genotype.json``.
+
+  A scored method reuses ``method_search.json`` when the work dir holds it (the
+  selection is not repeated on a resumed run).
+  """
+  from dnas_ee.data.shapes import dataset_shape
+  from dnas_ee.train import build
+  check_method(config)
+  workdir = Path(workdir)
+  name = config.method.name
+  if name in SCORED and (workdir / RESULT_FILE).exists():
+    record = json.loads((workdir / RESULT_FILE).read_text())
+    genotype = Genotype.from_json(record["front"][record["picked"]]["genotype"])
+  elif name in SCORED:
+    genotype = _scored_genotype(config, workdir)
+  else:
+    space = build.build_space(config, *dataset_shape(config.data))
+    genotype = (static_genotype if name == "static" else hand_placed_genotype)(config, space)
+  genotype.save(workdir / "genotype.json")
+  return genotype
+
+
+def load_supernet(config, workdir):
+  """(SearchRun, weights) of the supernet trained by the search stage of ``workdir``.
+
+  ``weights`` is ``(graphdef, params, arch_logits, stats)`` at the final search step.
+  """
+  from dnas_ee.checkpoint import Checkpointer
+  from dnas_ee.pipeline import prepare_search
+  run = prepare_search(config)
+  ckpt_dir = Path(workdir) / "checkpoints" / "search"
+  ckpt = Checkpointer(ckpt_dir)
+  if ckpt.latest_step() != config.search.steps:
+    raise FileNotFoundError(f"no final search checkpoint (step {config.search.steps}) in {ckpt_dir}: "
+                            f"run `dnas-ee search --workdir {workdir}` first")
+  state = ckpt.restore(run.state)
+  ckpt.close()
+  return run, (run.setup.graphdef, state.params, state.arch, state.stats)
+
+
+def _scored_genotype(config, workdir: Path) -> Genotype:
+  from dnas_ee.train import build
+  t0 = time.time()
+  run, weights = load_supernet(config, workdir)
+  space, m = run.space, config.method
+  multicore = build.multicore_accelerator(config) is not None
+  # Candidates leave at the search thresholds (not the thresholds a dnas search learns).
+  ctx = dataclasses.replace(run.ctx, thresholds=jnp.full(
+      (len(space.branches),), config.exits.search_threshold, jnp.float32))
+  n = m.score_samples or len(run.data.val.labels)
+  scorer = GenotypeScorer(weights, lambda x: one_hot_arch(space, decode(space, x, multicore)),
+                          run.data.val.images[:n], run.data.val.labels[:n], run.setup.objective,
+                          ctx, batch=min(m.population, m.evaluations))
+  bounds = encoding_bounds(space, multicore)
+  if m.name == "random":
+    x, acc, cost = evolution.random_search(scorer, bounds, m.evaluations, config.seed)
+  else:
+    x, acc, cost = evolution.nsga2(scorer, bounds, m.evaluations, m.population, config.seed)
+  # Encodings that differ only in choices of exit-less positions are one genotype.
+  genotypes = [decode(space, e, multicore) for e in x]
+  unique = list({json.dumps(g.to_json()): i for i, g in enumerate(genotypes)}.values())
+  front = [unique[i] for i in evolution.non_dominated(acc[unique], cost[unique])]
+  chosen = evolution.pick(acc[front], cost[front], config.loss.target)
+  record = dict(method=m.name, supernet=m.supernet, evaluations=int(scorer.calls),
+                distinct_genotypes=len(unique), scored_samples=int(n),
+                threshold=float(config.exits.search_threshold), objective=config.hw.objective,
+                cost="configured objective relative to the static backbone (linear form)",
+                target=float(config.loss.target), rule=evolution.PICK_RULE, picked=chosen,
+                select_s=round(time.time() - t0, 3),
+                front=[dict(encoding=x[i].tolist(), accuracy=float(acc[i]), cost=float(cost[i]),
+                            genotype=genotypes[i].to_json()) for i in front])
+  (workdir / RESULT_FILE).write_text(json.dumps(record, indent=1))
+  return genotypes[front[chosen]]

@@ -1,0 +1,11 @@
+"""Sweeps as data (``experiments/sweeps/*.py``), their runner and their table.
+
+``spec``: the sweep file and its members; ``runner``: every member into its own
+run dir, resumable; ``table``: mean, std and a 95% Student-t interval over seeds,
+markdown, CSV and a Pareto plot; ``run_dirs``: one config per run dir.
+"""
+from dnas_ee.sweep.runner import run_sweep
+from dnas_ee.sweep.spec import load_sweep, sweep_members
+from dnas_ee.sweep.table import aggregate, spread, write_table
+
+__all__ = ["aggregate", "load_sweep", "run_sweep", "spread", "sweep_members", "write_table"]

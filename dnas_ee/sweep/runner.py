@@ -1,0 +1,58 @@
+"""Running a sweep: every member into its own run dir, resumable and idempotent.
+
+A finished member (``summary.json`` present, its ``config.json`` equal to the
+member's config) is skipped; an interrupted one resumes through the stages' own
+checkpoints (``pipeline.run``); a member whose config changed has another run dir
+(its name holds the config's hash), so an old result is never reused. The work
+dir's ``sweep.json`` lists the current members (``dnas-ee table`` reads it).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from dnas_ee.sweep.run_dirs import STAGES, check_same_config
+from dnas_ee.sweep.spec import load_sweep, sweep_members
+
+MANIFEST = "sweep.json"
+
+
+def member_finished(member, run_dir: Path) -> bool:
+  if not (run_dir / "summary.json").exists():
+    return False
+  check_same_config(member.config, run_dir)   # equal by the dir's hash; a hand edit is refused
+  return True
+
+
+def write_manifest(sweep: dict, members, workdir: Path) -> None:
+  record = dict(sweep=sweep["path"], cost=sweep["cost"],
+                members=[dict(dir=m.dir_name, config=m.config_label, setting=m.setting,
+                              method=m.method, seed=m.seed, overrides=list(m.overrides))
+                         for m in members])
+  (workdir / MANIFEST).write_text(json.dumps(record, indent=1))
+
+
+def run_sweep(path, workdir, *, progress: bool = True, log=print) -> list[Path]:
+  """Runs every member of the sweep file ``path`` under ``workdir``.
+
+  Returns:
+    The members' run dirs, in order.
+  """
+  from dnas_ee import pipeline
+  sweep = load_sweep(path)
+  members = sweep_members(sweep)
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  write_manifest(sweep, members, workdir)
+  total, t0 = len(members), time.time()
+  for i, member in enumerate(members, 1):
+    run_dir = workdir / member.dir_name
+    if member_finished(member, run_dir):
+      log(f"[{i}/{total}] {member.name}: finished, skipped ({run_dir.name})")
+      continue
+    for stage in STAGES:
+      log(f"[{i}/{total}] {member.name}: {stage}  ({time.time() - t0:.0f} s)")
+      pipeline.run(member.config, run_dir, progress=progress, stages=(stage,))
+  log(f"sweep done: {total} members in {workdir} ({time.time() - t0:.0f} s)")
+  return [workdir / m.dir_name for m in members]

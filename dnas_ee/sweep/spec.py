@@ -1,0 +1,107 @@
+"""Sweeps as data: ``experiments/sweeps/NAME.py`` with ``get_sweep()`` returning a dict.
+
+    def get_sweep():
+      return dict(
+          configs={"digits": "experiments/configs/digits.py:tiny"},  # label -> config file[:arg]
+          overrides=["--config.search.steps=100"],                  # every member
+          settings={"default": [], "exit weight 0.3": ["--config.retrain.exit_weight=0.3"]},
+          methods={"dnas": [], "static": [], "random": ["--config.method.evaluations=64"]},
+          seeds=(0, 1, 2),
+          cost="macs")        # cost axis of the Pareto plot: macs, latency_s, energy_j, edp
+
+Members are configs x settings x methods x seeds. A method label that names a
+method (``dnas_ee.methods.stage.METHODS``) sets ``method.name``; other labels set
+it in their overrides (e.g. ``"dnas gumbel": ["--config.method.name=dnas",
+"--config.search.mixture_mode='gumbel'"]``). The seed sets ``config.seed``
+(initialization and batch order; the data splits stay those of ``data.seed``).
+A member's run dir is named from its labels plus a short hash of its whole
+resolved config, so a member whose config changed runs in a new dir.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import re
+from pathlib import Path
+
+from dnas_ee.config import ConfigError, apply_overrides, load_config_file
+
+COSTS = ("macs", "latency_s", "energy_j", "edp")
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+  """One run of a sweep."""
+  config_label: str
+  setting: str
+  method: str
+  seed: int
+  overrides: tuple[str, ...]
+  config: object
+  dir_name: str
+
+  @property
+  def name(self) -> str:
+    return f"{self.config_label} / {self.setting} / {self.method} / seed {self.seed}"
+
+  @property
+  def group(self) -> tuple[str, str, str]:
+    return (self.config_label, self.setting, self.method)
+
+
+def load_sweep(path) -> dict:
+  """Imports a sweep file and checks its ``get_sweep()`` dict."""
+  path = Path(path)
+  if not path.exists():
+    raise ConfigError(f"sweep file {path} does not exist; sweeps live in experiments/sweeps/")
+  spec = importlib.util.spec_from_file_location(f"dnas_ee_sweep_{path.stem}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not hasattr(module, "get_sweep"):
+    raise ConfigError(f"sweep file {path} has no get_sweep() function")
+  sweep = dict(module.get_sweep())
+  unknown = set(sweep) - {"configs", "overrides", "settings", "methods", "seeds", "cost"}
+  if unknown:
+    raise ConfigError(f"sweep file {path}: unknown keys {sorted(unknown)}; use configs, overrides, "
+                      "settings, methods, seeds, cost")
+  if not sweep.get("configs"):
+    raise ConfigError(f"sweep file {path}: 'configs' must map a label to a config file")
+  sweep.setdefault("overrides", [])
+  sweep.setdefault("settings", {"default": []})
+  sweep.setdefault("methods", {"dnas": []})
+  sweep.setdefault("seeds", (0,))
+  sweep.setdefault("cost", "macs")
+  if isinstance(sweep["methods"], (list, tuple)):
+    sweep["methods"] = {m: [] for m in sweep["methods"]}
+  if sweep["cost"] not in COSTS:
+    raise ConfigError(f"sweep cost {sweep['cost']!r}: use one of {COSTS}")
+  sweep["path"] = str(path)
+  return sweep
+
+
+def _slug(text: str) -> str:
+  return re.sub(r"[^A-Za-z0-9.]+", "_", text).strip("_")
+
+
+def sweep_members(sweep: dict) -> list[Member]:
+  """Every member of a sweep, in order (config, setting, method, seed), configs resolved."""
+  from dnas_ee.methods.stage import METHODS
+  from dnas_ee.sweep.run_dirs import config_hash
+  members = []
+  for label, config_file in sweep["configs"].items():
+    for setting, setting_overrides in sweep["settings"].items():
+      for method, method_overrides in sweep["methods"].items():
+        for seed in sweep["seeds"]:
+          overrides = list(sweep["overrides"]) + list(setting_overrides)
+          if method in METHODS:
+            overrides.append(f"--config.method.name={method!r}")
+          overrides += list(method_overrides) + [f"--config.seed={int(seed)}"]
+          config = load_config_file(config_file)
+          try:
+            apply_overrides(config, overrides)
+          except ConfigError as err:
+            raise ConfigError(f"sweep {sweep['path']}, member {label}/{setting}/{method}: {err}") from None
+          name = _slug(f"{label}-{setting}-{method}-s{seed}")
+          members.append(Member(label, setting, method, int(seed), tuple(overrides), config,
+                                f"{name}-{config_hash(config)}"))
+  return members
