@@ -9,7 +9,7 @@ import pytest
 from hw_tiny_accelerator import TINY_YAML, write_tiny
 from hypothesis import HealthCheck, given, settings
 
-import dnas_ee.hw.lut as lut_module
+import dnas_ee.hw.lut_build as lut_module
 from dnas_ee.hw.accelerator import load_accelerator
 from dnas_ee.hw.analytic import evaluate_analytic
 from dnas_ee.hw.lut import Lut, LutError, format_lut_table, load_lut, parse_lut, save_lut
@@ -35,14 +35,14 @@ def test_build_matches_model_and_round_trips(tiny, tmp_path):
   assert lut.build_stats.evaluated == len(SIGS) and lut.build_stats.reused == 0
   for sig in SIGS:
     assert lut.lookup(sig) == evaluate_analytic(sig, tiny)
-  assert (lut.model_name, lut.model_version) == ("analytic", "1")
+  assert (lut.model_name, lut.model_version) == ("analytic", "2")
   assert lut.accelerator == "tiny" and lut.accelerator_hash == tiny.description_hash
   saved = save_lut(lut, tmp_path / "sub" / "tiny.json")
   loaded = load_lut(tmp_path / "sub" / "tiny.json")
   assert loaded == saved and loaded.rows == lut.rows and loaded.space_signature == "space-abc"
   data = json.loads((tmp_path / "sub" / "tiny.json").read_text())
   assert data["format"] == "dnas-ee-lut" and data["version"] == 1
-  assert data["model"] == {"name": "analytic", "version": "1"}
+  assert data["model"] == {"name": "analytic", "version": "2"}
   assert set(data["rows"][0]) == {"op", "macs", "cycles", "latency_s", "energy_j", "model"}
   loaded.check_accelerator(tiny)
   arrays = loaded.arrays(SIGS[::-1])
