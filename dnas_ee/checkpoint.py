@@ -53,9 +53,7 @@ class Checkpointer:
         template)
     try:
       return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
-    except ValueError as err:
-      if "tree structures do not match" not in str(err):
-        raise
+    except (ValueError, KeyError, TypeError) as err:   # orbax's words differ across versions
       raise CheckpointMismatchError(
           f"checkpoint {self.directory / str(step)} does not fit the state it is restored into "
           f"(it was written for another network or state layout): {err}. Start this stage in a "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.resources
 import json
 import math
 import os
@@ -440,10 +441,15 @@ def _parse_unrolling(r: _Reader, raw: Any) -> tuple[tuple[str, int], ...]:
 
 
 def hwmodels_dir() -> Path:
-  """The ``hwmodels/`` folder: ``$DNAS_EE_HWMODELS`` if set, else the repository's."""
+  """The ``hwmodels/`` folder: ``$DNAS_EE_HWMODELS`` if set, else the installed package
+  data (``dnas_ee/hwmodels`` in a wheel: ``setup.py`` maps the repository's ``hwmodels/``
+  there), else the source checkout's ``hwmodels/`` (an editable install)."""
   env = os.environ.get(HWMODELS_ENV)
   if env:
     return Path(env).expanduser().resolve()
+  shipped = importlib.resources.files("dnas_ee") / "hwmodels"
+  if shipped.is_dir():
+    return Path(str(shipped))
   return Path(__file__).resolve().parents[2] / "hwmodels"
 
 
