@@ -38,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
   sub = parser.add_subparsers(dest="command", required=True)
   for name in STAGE_COMMANDS:
-    p = sub.add_parser(name, help=f"the {name} stage" if name != "run" else "all four stages")
+    p = sub.add_parser(name, help=f"the {name} stage" if name != "run" else
+                       "all five stages (search, derive, retrain, calibrate, evaluate)")
     p.add_argument("--config", help="experiments/configs/X.py[:arg]; defaults to the work dir's "
                                     "config.json for stages after search")
     p.add_argument("--workdir", required=True)

@@ -1,6 +1,6 @@
 """The stages of a run, as library functions the CLI and the tests call.
 
-``search -> derive -> retrain -> evaluate`` (``run`` does all four). Each stage
+``search -> derive -> retrain -> calibrate -> evaluate`` (``run`` does all five). Each stage
 reads its inputs from and writes its artifacts to the work dir, and resumes:
 the search and the retraining from their latest checkpoint, the others by
 recomputing from the artifacts.

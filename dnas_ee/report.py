@@ -30,7 +30,7 @@ def summary_table(summary: dict) -> str:
     lines.append(f"dead exits (never fire at the calibrated thresholds): {dead}")
   lines.append("")
   lines.append(f"expected MACs {100 * summary['macs_reduction']:.1f}% below the static backbone; "
-               f"accuracy {summary['accuracy_drop_points']:+.2f} points below it"
+               f"accuracy {summary['accuracy_drop_points']:.2f} points below it"
                if summary['accuracy_drop_points'] >= 0 else
                f"expected MACs {100 * summary['macs_reduction']:.1f}% below the static backbone; "
                f"accuracy {-summary['accuracy_drop_points']:.2f} points above it")
