@@ -143,7 +143,8 @@ def derive(config, workdir) -> Genotype:
                              arch["backbone_bit_logits"], arch["branch_bit_logits"],
                              alloc_logits=arch.get("alloc_logits"), rule=config.derive.rule,
                              top_k=config.derive.top_k)
-  genotype.save(workdir / "genotype.json")
+  if loop.is_primary():
+    genotype.save(workdir / "genotype.json")
   return genotype
 
 

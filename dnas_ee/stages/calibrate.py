@@ -29,6 +29,7 @@ from dnas_ee.space.genotype import Genotype, genotype_space
 from dnas_ee.stages.run_dir import (
     check_run_files, exit_logits, exit_table, load_run_config, load_trained)
 from dnas_ee.train.build import build_cost_source, network_costs
+from dnas_ee.train.loop import is_primary
 
 THRESHOLDS_FILE = "thresholds.json"
 CALIBRATION_FILE = "calibration.json"
@@ -94,8 +95,9 @@ def calibrate_run(workdir, *, mode: str, max_drop: float = 0.5, budget: float = 
       accuracy=cal.accuracy, expected_cost=cal.expected_cost, reference_cost=obj.reference,
       cost_ratio=cal.expected_cost / obj.reference, exit_rates=np.asarray(cal.exit_rates).tolist(),
       dead_exits=list(cal.dead_exits), pruned=cal.pruned, note=obj.note)
-  (workdir / THRESHOLDS_FILE).write_text(json.dumps(record, indent=1, allow_nan=False))
-  (workdir / CALIBRATION_FILE).write_text(cal.to_json())
+  if is_primary():   # a multi-host run computes the same thresholds on every host
+    (workdir / THRESHOLDS_FILE).write_text(json.dumps(record, indent=1, allow_nan=False))
+    (workdir / CALIBRATION_FILE).write_text(cal.to_json())
   if verbose:
     print(calibration_text(record))
   return cal

@@ -44,6 +44,7 @@ from dnas_ee.space.genotype import Genotype
 from dnas_ee.stages.run_dir import (
     check_run_files, evaluation_thresholds, exit_logits, exit_table, load_trained)
 from dnas_ee.train.build import network_costs
+from dnas_ee.train.loop import is_primary
 
 REPORT_FILE = "report.md"
 PARETO_PLOT = "pareto_test.png"
@@ -200,6 +201,8 @@ def evaluate_run(config, workdir, *, latency_samples: int = 50, report: bool = T
   else:
     summary["measured"] = None
   summary["reductions"] = reductions
+  if not is_primary():   # a multi-host run: every host computes it, process 0 writes it
+    return summary
   if report:
     summary["report"] = write_report(workdir, config, summary, ee, static)
   (workdir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
