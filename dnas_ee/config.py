@@ -40,17 +40,23 @@ def base_config() -> ml_collections.ConfigDict:
                              "dwsep3_s1_x2", "dwsep5_s2_x2", "maxpool2_s2", "avgpool2_s2",
                              "identity"),
                  bits=(2, 4, 8), edge_bits=8)
-  c.exits = dict(confidence="max_prob", search_threshold=0.9,
+  # search_threshold: the initial exit thresholds tau_i, which the search learns
+  # (learn_thresholds) on the validation split with the same objective.
+  c.exits = dict(confidence="max_prob", search_threshold=0.9, learn_thresholds=True,
                  threshold_temperature=schedule("exponential", 0.1, 0.02))
   c.search = dict(
-      steps=600, batch_size=64, warmup_steps=150, order="first", unroll_lr=0.0,
+      steps=600, batch_size=64, warmup_steps=150, order="first", unroll_lr=-1.0,
       w_lr=0.05, w_momentum=0.9, w_weight_decay=3e-4, grad_clip=5.0,
       a_lr=3e-3, a_b1=0.5, a_b2=0.999, a_weight_decay=1e-3,
       op_temperature=schedule("exponential", 1.0, 0.2), mixture_mode="softmax", gate_mode="sigmoid",
       log_every=25, checkpoint_every=100, keep_checkpoints=2)
-  c.loss = dict(task="expected", aux_weight=0.5, exit_weights=(), penalty="linear",
+  # task: the architecture step's task loss; weight_task: the weight step's (no
+  # penalty: the weights train as the derived network will be retrained).
+  c.loss = dict(task="expected", weight_task="weighted_sum", aux_weight=0.5, exit_weights=(),
+                penalty="linear",
                 lam=schedule("linear", 0.0, 1.0, steps=0), target=0.5,
-                metric_weights=dict(macs=1.0, weight_bytes=0.0, latency_s=0.0, energy_j=0.0))
+                metric_weights=dict(macs=0.0, weight_bytes=0.0, bitops=1.0, latency_s=0.0,
+                                    energy_j=0.0))
   c.derive = dict(rule="threshold", top_k=1)
   c.retrain = dict(steps=800, batch_size=64, lr=0.05, momentum=0.9, weight_decay=5e-4,
                    exit_weight=1.0, exit_grad_scale=1.0, distill_weight=1.0,
@@ -58,7 +64,10 @@ def base_config() -> ml_collections.ConfigDict:
                    log_every=25, checkpoint_every=100, keep_checkpoints=2)
   c.calibrate = dict(mode="accuracy_floor", max_drop=0.5, budget=0.5)
   c.evaluate = dict(thresholds=(), batch_size=256)
-  c.hw = dict(accelerator="", objective="macs", lut="")
+  # objective: what the penalty prices. 'bitops' (MACs x w_bits x a_bits / 64) needs
+  # no accelerator and prices bit widths; with an accelerator use 'edp', 'latency'
+  # or 'energy' (from its LUT). Plain 'macs' leaves bit widths unpriced.
+  c.hw = dict(accelerator="", objective="bitops", lut="")
   c.mesh = dict(multi_host=False)
   # Where genotype.json comes from (dnas_ee/methods): 'dnas' (the search), 'static',
   # 'hand_placed', 'random', 'evolutionary'. random/evolutionary score candidates with a

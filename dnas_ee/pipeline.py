@@ -74,14 +74,14 @@ def prepare_search(config, mesh=None, data=None) -> SearchRun:
   mesh = mesh or parallel.make_mesh(config.mesh.multi_host)
   s = config.search
   parallel.check_batch_size(s.batch_size, mesh, "search.batch_size")
-  model = Supernet(space, rngs=nnx.Rngs(config.seed))
+  model = Supernet(space, rngs=nnx.Rngs(config.seed), threshold_init=config.exits.search_threshold)
   setup = SearchSetup(
       graphdef=split_model(model)[0], objective=spec,
       w_tx=build.weight_optimizer(s.w_lr, s.w_momentum, s.w_weight_decay, s.steps, s.grad_clip),
       a_tx=build.arch_optimizer(config),
       op_temperature=build.schedule_from(s.op_temperature, s.steps),
       threshold_temperature=build.schedule_from(config.exits.threshold_temperature, s.steps),
-      order=s.order, unroll_lr=s.unroll_lr,
+      order=s.order, unroll_lr=s.w_lr if s.unroll_lr < 0 else s.unroll_lr,   # DARTS: xi = w_lr
       warmup_steps=s.steps if frozen_architecture(config) else s.warmup_steps,
       augment_pad=config.data.augment_pad, augment_flip=config.data.augment_flip,
       mixture_mode=s.mixture_mode, gate_mode=s.gate_mode)
@@ -115,14 +115,26 @@ def search(config, workdir, *, progress: bool = True) -> dict:
   arch = {k: np.asarray(v).tolist() for k, v in _arch_logits(run.setup.graphdef, state).items()}
   if loop.is_primary():
     (workdir / "search_arch.json").write_text(json.dumps(arch, indent=1))
+    _write_trajectory(config, run.space, workdir)
   return arch
+
+
+def _write_trajectory(config, space, workdir: Path) -> None:
+  """``search_trajectory.json`` and its plots (``plots/search_*.png``) from the metrics log."""
+  from dnas_ee.train.trajectory import plot_trajectory, trajectory_from_metrics
+  traj = trajectory_from_metrics(workdir / "search_metrics.jsonl")
+  (workdir / "search_trajectory.json").write_text(json.dumps(traj))
+  plot_trajectory(traj, workdir / "plots", positions=[b.position for b in space.branches],
+                  slot_ops=[b.slot_ops for b in space.branches], bits=space.backbone_bits[0],
+                  warmup_steps=config.search.warmup_steps)
 
 
 def _arch_logits(graphdef, state) -> dict:
   model = nnx.merge(graphdef, state.params, state.arch, state.stats)
   return dict(exit_logits=model.exit_logits[...], op_logits=model.op_logits[...],
               backbone_bit_logits=model.backbone_bit_logits[...],
-              branch_bit_logits=model.branch_bit_logits[...], alloc_logits=model.alloc_logits[...])
+              branch_bit_logits=model.branch_bit_logits[...], alloc_logits=model.alloc_logits[...],
+              exit_thresholds=model.exit_thresholds[...])
 
 
 def derive(config, workdir) -> Genotype:
@@ -142,7 +154,10 @@ def derive(config, workdir) -> Genotype:
   genotype = derive_genotype(space, arch["exit_logits"], arch["op_logits"],
                              arch["backbone_bit_logits"], arch["branch_bit_logits"],
                              alloc_logits=arch.get("alloc_logits"), rule=config.derive.rule,
-                             top_k=config.derive.top_k)
+                             top_k=config.derive.top_k, thresholds=arch.get("exit_thresholds"),
+                             temperature=float(build.schedule_from(
+                                 config.search.op_temperature,
+                                 config.search.steps)(config.search.steps)))
   if loop.is_primary():
     genotype.save(workdir / "genotype.json")
   return genotype

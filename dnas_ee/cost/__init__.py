@@ -5,8 +5,8 @@ JAX training loop. See ``expected.py`` for the maths (DESIGN.md).
 """
 from dnas_ee.cost.discrete import discrete_exit_costs
 from dnas_ee.cost.expected import (
-    block_reach, exit_probabilities, expected_block_costs, expected_branch_costs,
-    expected_cost, expected_cost_per_sample, static_cost)
+    block_reach, exit_path_costs, exit_probabilities, expected_block_costs, expected_branch_costs,
+    expected_cost, expected_cost_per_sample, expected_product_per_sample, static_cost)
 from dnas_ee.cost.exit_penalty import CostTable, ExpectedCost, cost_table, early_exit_cost
 from dnas_ee.cost.penalty import PENALTY_FORMS, cost_penalty
 from dnas_ee.cost.tables import CombinedCosts, CostSource, CostTables, ShapeCosts, build_cost_tables
@@ -15,6 +15,6 @@ __all__ = [
     "CostTable", "ExpectedCost", "cost_table", "early_exit_cost",
     "PENALTY_FORMS", "CombinedCosts", "CostSource", "CostTables", "ShapeCosts", "block_reach",
     "build_cost_tables", "cost_penalty", "discrete_exit_costs", "exit_probabilities",
-    "expected_block_costs", "expected_branch_costs", "expected_cost", "expected_cost_per_sample",
-    "static_cost",
+    "exit_path_costs", "expected_block_costs", "expected_branch_costs", "expected_cost",
+    "expected_cost_per_sample", "expected_product_per_sample", "static_cost",
 ]

@@ -85,6 +85,33 @@ def expected_cost_per_sample(tables: CostTables, block_costs, branch_costs, gate
   return blocks @ block_costs + (reach * gates[None, :]) @ branch_costs
 
 
+def exit_path_costs(block_costs: jax.Array, branch_costs: jax.Array, gates: jax.Array,
+                    positions: Sequence[int]) -> jax.Array:
+  """[P + 1, M] cost of an inference that leaves at each exit (last row: the final exit).
+
+  Leaving at early exit j runs blocks ``1..p_j`` and every gated branch ``1..j``
+  (the earlier ones were evaluated and rejected); the final exit runs every block
+  and every gated branch. ``leave @ exit_path_costs(...)`` equals
+  ``expected_cost_per_sample`` (the same sum, grouped by exit instead of by unit);
+  grouped by exit, a per-sample product of two metrics (EDP) can be taken exactly.
+  """
+  num_blocks, p = block_costs.shape[0], branch_costs.shape[0]
+  backbone = jnp.cumsum(block_costs, axis=0)                       # [N, M]
+  branches = jnp.cumsum(gates[:, None] * branch_costs, axis=0)     # [P, M]
+  early = [backbone[q - 1] + branches[i] for i, q in enumerate(positions)]
+  final = backbone[num_blocks - 1] + (branches[p - 1] if p else 0.0)
+  return jnp.stack(early + [final])
+
+
+def expected_product_per_sample(leave: jax.Array, path_a: jax.Array, path_b: jax.Array) -> jax.Array:
+  """[B] ``E[a x b]`` per sample: ``sum_j p_j(x) a_j b_j`` (e.g. EDP = latency x energy).
+
+  The expectation of the per-sample product, as evaluation computes it from the
+  exit each sample takes; ``E[a] E[b]`` would differ by the covariance across exits.
+  """
+  return leave @ (path_a * path_b)
+
+
 def expected_cost(tables: CostTables, arch, soft_exit: jax.Array,
                   positions: Sequence[int]) -> jax.Array:
   """``E[C]`` [M] over a batch, from an ``ArchProbs`` and ``s_i(x)`` [B, P]."""

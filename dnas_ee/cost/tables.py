@@ -26,11 +26,17 @@ class CostSource(Protocol):
 
 
 class ShapeCosts:
-  """MACs and weight bytes, from shapes alone (no accelerator needed)."""
-  metrics = ("macs", "weight_bytes")
+  """MACs, weight bytes and BitOPs, from shapes alone (no accelerator needed).
+
+  BitOPs are ``MACs x w_bits x a_bits / 64`` (mixed-precision NAS's shape-only
+  price of bit widths, in 8x8-bit MAC equivalents): MACs alone do not depend on
+  bits, so a search against them leaves the bit choice to the task loss.
+  """
+  metrics = ("macs", "weight_bytes", "bitops")
 
   def __call__(self, sig: OpSignature) -> np.ndarray:
-    return np.array([sig.macs, sig.weight_bytes], np.float64)
+    return np.array([sig.macs, sig.weight_bytes, sig.macs * sig.w_bits * sig.a_bits / 64.0],
+                    np.float64)
 
 
 class CombinedCosts:

@@ -69,17 +69,37 @@ class ExitBranch(nnx.Module):
                                   for n in names]))
     self.classifier = QDense(width, num_classes, signed_input=signed_features, rngs=rngs)
 
-  def __call__(self, x, op_probs, bits: Sequence[int], bit_probs, train: bool):
-    """``op_probs`` [depth, K]; ``bit_probs`` [num_bits]."""
+  def __call__(self, x, op_probs, bits: Sequence[int], bit_probs, train: bool, *,
+               single_path: bool = False):
+    """``op_probs`` [depth, K]; ``bit_probs`` [num_bits].
+
+    ``single_path``: ``op_probs`` rows are one-hot samples; only the sampled
+    candidate of each slot runs (``lax.switch``) and its output is multiplied by
+    its (straight-through) one-hot weight, so the gradient still reaches the logits.
+    """
     spec, width = self.spec, self.spec.max_width()
     x = resize(x, spec.slot_res[0])
     for slot, candidates in enumerate(self.slots):
       x_quantized = self.quantizers[slot](x, bits, bit_probs)
       last = slot + 1 == spec.depth
-      outs = []
-      for op in candidates:
+
+      def run(op, x=x, x_quantized=x_quantized, last=last, slot=slot):
         y = op(x, x_quantized, bits, bit_probs, train)
         y = jnp.mean(y, axis=(1, 2)) if last else resize(y, spec.slot_res[slot + 1])
-        outs.append(_pad_channels(y, width))
-      x = outs[0] if len(outs) == 1 else sum(op_probs[slot, k] * y for k, y in enumerate(outs))
+        return _pad_channels(y, width)
+
+      if len(candidates) == 1:
+        x = run(candidates[0])
+      elif single_path:
+        index = jnp.argmax(op_probs[slot])
+        x = op_probs[slot, index] * _switch(index, candidates, run)
+      else:
+        x = sum(op_probs[slot, k] * run(op) for k, op in enumerate(candidates))
     return self.classifier(x, bits, bit_probs)
+
+
+def _switch(index, candidates, run):
+  """``run(candidates[index])`` with only that candidate executed (``nnx.switch``
+  carries the candidates' weights and BatchNorm updates through ``lax.switch``)."""
+  branches = [lambda cands, k=k: run(cands[k]) for k in range(len(candidates))]
+  return nnx.switch(index, branches, candidates)

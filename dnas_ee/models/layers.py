@@ -35,15 +35,36 @@ def scaled_normal(key: jax.Array, shape: tuple[int, ...], fan_in: int, gain: flo
   return jnp.asarray(draws * np.sqrt(gain / fan_in) / 0.8796, jnp.float32)
 
 
+# Clip of a Gaussian that minimizes the quantization MSE at b bits, in standard
+# deviations (Banner et al., "ACIQ", 2019); widths above 8 bits keep the 8-bit clip.
+_ACIQ_GAUSSIAN_CLIP = {2: 1.71, 3: 2.15, 4: 2.55, 5: 2.94, 6: 3.29, 7: 3.61, 8: 3.92}
+
+
+def clip_ratios(bits: Sequence[int]) -> np.ndarray:
+  """[num_bits] clip of each width relative to the 8-bit clip (ACIQ's Gaussian optimum).
+
+  One PACT clip shared by every width would zero most activations at 2 bits
+  (a 6.0 clip has a 2.0 step at 2 bits unsigned), penalizing low widths before
+  the search has seen any data; scaling the shared clip per width keeps each
+  width near its own optimum while a single parameter is learned.
+  """
+  top = _ACIQ_GAUSSIAN_CLIP[8]
+  return np.asarray([_ACIQ_GAUSSIAN_CLIP.get(min(b, 8)) / top for b in bits], np.float32)
+
+
 class ActQuant(nnx.Module):
-  """Per-tensor activation fake quantization with a learned clip (PACT)."""
+  """Per-tensor activation fake quantization with a learned clip (PACT).
+
+  The learned ``clip`` is the 8-bit clip; width b uses ``clip * clip_ratios(b)``.
+  """
 
   def __init__(self, *, signed: bool, init_clip: float | None = None):
     self.signed = signed
     self.clip = nnx.Param(jnp.asarray(init_clip or (4.0 if signed else 6.0), jnp.float32))
 
   def __call__(self, x, bits: Sequence[int], probs):
-    return mix_quantized_activations(x, self.clip[...], bits, probs, signed=self.signed)
+    clips = self.clip[...] * jnp.asarray(clip_ratios(bits))
+    return mix_quantized_activations(x, clips, bits, probs, signed=self.signed)
 
 
 class QConv(nnx.Module):

@@ -17,7 +17,8 @@ from flax import nnx
 from dnas_ee.models.blocks import BLOCK_MODULES, Head, Stem
 from dnas_ee.models.branch import ExitBranch
 from dnas_ee.models.layers import ArchParam
-from dnas_ee.relax import Relaxation, exit_gates, mixture_probs
+from dnas_ee.relax import (
+    Relaxation, exit_gates, mixture_probs, sample_bernoulli, sample_one_hot)
 from dnas_ee.space.space import SearchSpace
 
 
@@ -32,17 +33,24 @@ class ArchProbs:
     branch_bits: [P, num_bits] bit-width mixture of each branch.
     parallel: [P] probability that each branch runs on another core of a multi-core
       accelerator (resource allocation; unused on one core).
+    thresholds: [P] exit thresholds ``tau_i`` of the soft exit decision (learned by
+      the search, ``exits.learn_thresholds``), or None where the caller supplies them.
+    single_path: (static) ``ops`` are one-hot samples: each branch slot runs only
+      its sampled candidate (``lax.switch``), ``search.mixture_mode='sampled'``.
   """
   gates: jax.Array
   ops: jax.Array
   backbone_bits: jax.Array
   branch_bits: jax.Array
   parallel: jax.Array
+  thresholds: jax.Array | None = None
+  single_path: bool = False
 
 
 jax.tree_util.register_dataclass(
-    ArchProbs, data_fields=["gates", "ops", "backbone_bits", "branch_bits", "parallel"],
-    meta_fields=[])
+    ArchProbs, data_fields=["gates", "ops", "backbone_bits", "branch_bits", "parallel",
+                            "thresholds"],
+    meta_fields=["single_path"])
 
 
 class Supernet(nnx.Module):
@@ -50,7 +58,7 @@ class Supernet(nnx.Module):
   one per candidate exit followed by the final classifier."""
 
   def __init__(self, space: SearchSpace, *, rngs: nnx.Rngs, op_logit_init_std: float = 1e-3,
-               branch_grad_scale: float = 1.0):
+               branch_grad_scale: float = 1.0, threshold_init: float = 0.5):
     self.space = space
     # Scales the gradient each exit branch sends into the backbone (gradient
     # equilibrium, Li et al. 2019): <1 keeps shallow exits from bending early features.
@@ -70,6 +78,8 @@ class Supernet(nnx.Module):
     self.backbone_bit_logits = ArchParam(jnp.zeros((space.num_blocks, nb), jnp.float32))
     self.branch_bit_logits = ArchParam(jnp.zeros((p, nb), jnp.float32))
     self.alloc_logits = ArchParam(jnp.zeros((p,), jnp.float32))
+    # The exit thresholds tau_i the soft exit decision uses during the search.
+    self.exit_thresholds = ArchParam(jnp.full((p,), threshold_init, jnp.float32))
 
   def __call__(self, x, arch: ArchProbs, *, train: bool):
     logits, start = [], 0
@@ -98,7 +108,8 @@ class Supernet(nnx.Module):
     """Logits of early exit ``j`` from the features after its block."""
     space = self.space
     feature = scale_gradient(x, self.branch_grad_scale)
-    return self.branches[j](feature, arch.ops[j], space.branch_bits[j], arch.branch_bits[j], train)
+    return self.branches[j](feature, arch.ops[j], space.branch_bits[j], arch.branch_bits[j],
+                            train, single_path=arch.single_path)
 
   def forward_head(self, x, *, train: bool):
     """Logits of the final classifier from the last block's features."""
@@ -114,7 +125,11 @@ def scale_gradient(x, scale: float):
 
 def relaxed_architecture(model: Supernet, relax: Relaxation,
                          rng: jax.Array | None = None) -> ArchProbs:
-  """Turns the model's architecture logits into mixture probabilities and gates."""
+  """Turns the model's architecture logits into mixture probabilities and gates.
+
+  In ``mixture_mode='sampled'`` these are the probabilities the expected cost is
+  taken over; ``sampled_architecture`` draws the single path the forward pass runs.
+  """
   keys = jax.random.split(rng, 4) if rng is not None else [None] * 4
   alloc = model.alloc_logits[...]
   if model.space.fixed_exits:
@@ -128,4 +143,27 @@ def relaxed_architecture(model: Supernet, relax: Relaxation,
       ops=mixture_probs(model.op_logits[...], relax, keys[1]),
       backbone_bits=mixture_probs(model.backbone_bit_logits[...], relax, keys[2]),
       branch_bits=mixture_probs(model.branch_bit_logits[...], relax, keys[3]),
-      parallel=parallel)
+      parallel=parallel, thresholds=model.exit_thresholds[...])
+
+
+def sampled_architecture(model: Supernet, probs: ArchProbs, relax: Relaxation,
+                         rng: jax.Array) -> ArchProbs:
+  """One path of the supernet, drawn from the logits (single-path search).
+
+  One op per branch slot, one width per quantization group and one on/off state
+  per exit gate, shared by the whole batch, with GDAS's straight-through Gumbel
+  gradients (``dnas_ee.relax.sample_one_hot``). ``probs`` supplies what is not
+  sampled (core allocation, thresholds).
+  """
+  # Samples come from the annealed distributions softmax(logits / T), sigmoid(beta / T):
+  # the very probabilities the expected cost is taken over.
+  keys = jax.random.split(rng, 4)
+  t = relax.op_temperature
+  gates = (probs.gates if model.space.fixed_exits
+           else sample_bernoulli(model.exit_logits[...] / t, 1.0, keys[0]))
+  return dataclasses.replace(
+      probs, gates=gates,
+      ops=sample_one_hot(model.op_logits[...] / t, 1.0, keys[1]),
+      backbone_bits=sample_one_hot(model.backbone_bit_logits[...] / t, 1.0, keys[2]),
+      branch_bits=sample_one_hot(model.branch_bit_logits[...] / t, 1.0, keys[3]),
+      single_path=True)

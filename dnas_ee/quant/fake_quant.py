@@ -89,10 +89,14 @@ def mix_quantized_weights(w: jax.Array, bits: Sequence[int], probs: jax.Array) -
 
 def mix_quantized_activations(x: jax.Array, clip: jax.Array, bits: Sequence[int],
                               probs: jax.Array, *, signed: bool) -> jax.Array:
-  """``sum_b probs[b] * quantize_activations(x, clip, bits[b])``, vectorized over widths."""
+  """``sum_b probs[b] * quantize_activations(x, clip[b], bits[b])``, vectorized over widths.
+
+  ``clip``: a scalar shared by every width, or one clip per width ``[num_bits]``.
+  """
+  clip = jnp.broadcast_to(jnp.asarray(clip, jnp.float32), (len(bits),))
   if len(bits) == 1:
-    return quantize_activations(x, clip, bits[0], signed=signed)
-  clip = jnp.abs(clip) + 1e-6
-  clipped = jnp.clip(x, -clip, clip) if signed else jnp.clip(x, 0.0, clip)
+    return quantize_activations(x, clip[0], bits[0], signed=signed)
+  clip = jnp.abs(clip).reshape((-1,) + (1,) * x.ndim) + 1e-6
+  clipped = jnp.clip(x[None], -clip, clip) if signed else jnp.clip(x[None], 0.0, clip)
   step = clip / _per_width(bits, x.ndim, signed)
   return jnp.tensordot(probs, ste_round(clipped / step) * step, axes=1)

@@ -1,6 +1,7 @@
 """Relaxations of discrete choices (softmax, Gumbel, hard) and step schedules."""
 from dnas_ee.relax.mixtures import (
-    Relaxation, exit_gates, mixture_probs, soft_exit_decision)
+    Relaxation, exit_gates, mixture_probs, sample_bernoulli, sample_one_hot, soft_exit_decision)
 from dnas_ee.relax.schedules import make_schedule
 
-__all__ = ["Relaxation", "exit_gates", "make_schedule", "mixture_probs", "soft_exit_decision"]
+__all__ = ["Relaxation", "exit_gates", "make_schedule", "mixture_probs", "sample_bernoulli",
+           "sample_one_hot", "soft_exit_decision"]

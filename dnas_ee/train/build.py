@@ -1,6 +1,7 @@
 """Config -> search space, cost source, cost context, optimizers (host side, once)."""
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -70,7 +71,8 @@ def build_objective(config, space: SearchSpace, source: CostSource):
   lam = schedule_from(config.loss.lam, total)
   spec = ObjectiveSpec(
       positions=tuple(b.position for b in space.branches), confidence=config.exits.confidence,
-      task=config.loss.task, aux_weight=config.loss.aux_weight, penalty=config.loss.penalty,
+      task=config.loss.task, weight_task=config.loss.weight_task,
+      aux_weight=config.loss.aux_weight, penalty=config.loss.penalty,
       target=config.loss.target, objective=config.hw.objective, metrics=tables.metrics, lam=lam,
       multicore=acc is not None)
   reference = static_cost(tables, bit_index=-1)   # backbone at the widest candidate width
@@ -94,11 +96,31 @@ def weight_optimizer(lr: float, momentum: float, weight_decay: float, steps: int
   return optax.chain(*parts)
 
 
+def _arch_leaf_mask(names: tuple[str, ...]):
+  """A mask function: True for the architecture leaves whose path names one of ``names``."""
+  def mask(arch):
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: any(getattr(k, "key", getattr(k, "name", None)) in names for k in path),
+        arch)
+  return mask
+
+
 def arch_optimizer(config) -> optax.GradientTransformation:
-  """Adam with DARTS's betas and weight decay on the logits."""
+  """Adam with DARTS's betas; weight decay on the op, bit and allocation logits only.
+
+  Exit gates and thresholds get no weight decay: it would pull every gate back to
+  ``beta = 0``, exactly the derive boundary. With ``exits.learn_thresholds=False``
+  the thresholds keep their initial value (``exits.search_threshold``).
+  """
   s = config.search
-  return optax.chain(optax.add_decayed_weights(s.a_weight_decay),
-                     optax.adam(s.a_lr, b1=s.a_b1, b2=s.a_b2))
+  not_decayed = _arch_leaf_mask(("exit_logits", "exit_thresholds"))
+  parts = [optax.add_decayed_weights(s.a_weight_decay,
+                                     mask=lambda a: jax.tree.map(lambda m: not m, not_decayed(a))),
+           optax.adam(s.a_lr, b1=s.a_b1, b2=s.a_b2)]
+  if not config.exits.learn_thresholds:
+    parts.append(optax.masked(optax.set_to_zero(), _arch_leaf_mask(("exit_thresholds",))))
+  return optax.chain(*parts)
+
 
 def transfer_costs(config, space: SearchSpace):
   """``(latency [P, nb], energy [P, nb])`` of sending each branch's input to another core

@@ -14,11 +14,11 @@ import numpy as np
 import optax
 
 from dnas_ee.cost import (
-    cost_penalty, exit_probabilities, expected_block_costs, expected_branch_costs, expected_cost,
-    expected_cost_per_sample)
+    cost_penalty, exit_path_costs, exit_probabilities, expected_block_costs,
+    expected_branch_costs, expected_product_per_sample)
 from dnas_ee.cost.metrics import OBJECTIVE_METRICS as _OBJECTIVE_METRIC, OBJECTIVES
 from dnas_ee.cost.multicore import (
-    expected_transfer, multicore_latency_per_sample, multicore_transfer_energy)
+    exit_finish_times, expected_transfer, multicore_transfer_energy)
 from dnas_ee.cost.tables import CostTables
 from dnas_ee.exits.confidence import confidence
 from dnas_ee.relax import Relaxation, soft_exit_decision
@@ -32,7 +32,7 @@ class CostContext:
   tables: CostTables
   reference: jax.Array      # [M] static backbone at the reference width
   metric_weights: jax.Array  # [M]
-  thresholds: jax.Array     # [P] search-time exit thresholds
+  thresholds: jax.Array     # [P] exit thresholds when the architecture carries none
   exit_weights: jax.Array   # [E] weights of the per-exit cross-entropies
   transfer_latency: jax.Array  # [P, nb] multi-core: sending a branch's input to another core
   transfer_energy: jax.Array   # [P, nb]
@@ -48,18 +48,22 @@ class ObjectiveSpec:
   """Static choices of the objective (closed over by the jitted steps)."""
   positions: tuple[int, ...]
   confidence: str = "max_prob"
-  task: str = "expected"
+  task: str = "expected"          # the architecture step's task loss
+  weight_task: str = "weighted_sum"   # the weight step's ('same': the architecture step's loss)
   aux_weight: float = 0.5
   penalty: str = "linear"
   target: float = 0.5
   objective: str = "macs"
-  metrics: tuple[str, ...] = ("macs", "weight_bytes")
+  metrics: tuple[str, ...] = ("macs", "weight_bytes", "bitops")
   lam: Callable = lambda step: 0.0
   multicore: bool = False   # latency as a critical path over cores (dnas_ee.cost.multicore)
 
   def __post_init__(self):
     if self.task not in TASK_LOSSES:
       raise ValueError(f"unknown loss.task {self.task!r}; use one of {TASK_LOSSES}")
+    if self.weight_task not in TASK_LOSSES + ("same",):
+      raise ValueError(f"unknown loss.weight_task {self.weight_task!r}; use one of "
+                       f"{TASK_LOSSES + ('same',)}")
     if self.objective not in OBJECTIVES:
       raise ValueError(f"unknown hw.objective {self.objective!r}; use one of {OBJECTIVES}")
     if self.objective == "edp":
@@ -74,7 +78,8 @@ class ObjectiveSpec:
 def metric_weights(objective: str, metrics: tuple[str, ...], weighted: dict) -> np.ndarray:
   """[M] weights of the penalty's metrics for an objective."""
   if objective == "weighted":
-    unknown = set(weighted) - set(metrics) - {"latency_s", "energy_j", "macs", "weight_bytes"}
+    unknown = set(weighted) - set(metrics) - {"latency_s", "energy_j", "macs", "weight_bytes",
+                                               "bitops"}
     if unknown:
       raise ValueError(f"loss.metric_weights has unknown metrics {sorted(unknown)}")
     return np.array([float(weighted.get(m, 0.0)) for m in metrics], np.float32)
@@ -83,61 +88,115 @@ def metric_weights(objective: str, metrics: tuple[str, ...], weighted: dict) -> 
   return np.array([m == _OBJECTIVE_METRIC[objective] for m in metrics], np.float32)
 
 
-def expected_costs(spec: ObjectiveSpec, ctx: CostContext, arch, soft: jax.Array) -> jax.Array:
-  """``E[C]`` [M]; on a multi-core accelerator latency is the expected critical path and
-  energy includes the transfers of branches placed on another core."""
-  if not spec.multicore:
-    return expected_cost(ctx.tables, arch, soft, spec.positions)
-  lat, en = spec.metrics.index("latency_s"), spec.metrics.index("energy_j")
+def exit_costs(spec: ObjectiveSpec, ctx: CostContext, arch) -> jax.Array:
+  """[P + 1, M] expected cost of leaving at each exit (over op and bit mixtures).
+
+  On a multi-core accelerator the latency column is the critical path of each exit
+  (``dnas_ee.cost.multicore``) and the energy column includes the transfers of
+  branches placed on another core.
+  """
   block = expected_block_costs(ctx.tables, arch.backbone_bits)
   branch = expected_branch_costs(ctx.tables, arch.ops, arch.branch_bits)
-  per_sample = expected_cost_per_sample(ctx.tables, block, branch, arch.gates, soft, spec.positions)
-  _, leave = exit_probabilities(arch.gates, soft)
-  latency = multicore_latency_per_sample(
+  paths = exit_path_costs(block, branch, arch.gates, spec.positions)
+  if not spec.multicore:
+    return paths
+  lat, en = spec.metrics.index("latency_s"), spec.metrics.index("energy_j")
+  early, final = exit_finish_times(
       block[:, lat], branch[:, lat], expected_transfer(ctx.transfer_latency, arch.branch_bits),
-      arch.gates, arch.parallel, leave, spec.positions)
-  energy = per_sample[:, en] + multicore_transfer_energy(
-      expected_transfer(ctx.transfer_energy, arch.branch_bits), arch.gates, arch.parallel, leave)
-  per_sample = per_sample.at[:, lat].set(latency).at[:, en].set(energy)
-  return jnp.mean(per_sample, axis=0)
+      arch.gates, arch.parallel, spec.positions)
+  last = jnp.maximum(early[-1], final) if early.shape[0] else final
+  transfer = arch.gates * arch.parallel * expected_transfer(ctx.transfer_energy, arch.branch_bits)
+  cum = jnp.cumsum(transfer)   # transfers of the branches evaluated before leaving
+  energy_extra = jnp.concatenate([cum, cum[-1:] if cum.shape[0] else jnp.zeros((1,))])
+  return (paths.at[:, lat].set(jnp.concatenate([early, last[None]]))
+          .at[:, en].add(energy_extra))
+
+
+def expected_costs(spec: ObjectiveSpec, ctx: CostContext, arch, soft: jax.Array) -> jax.Array:
+  """``E[C]`` [M] over the batch (single- or multi-core, see ``exit_costs``)."""
+  _, leave = exit_probabilities(arch.gates, soft)
+  return jnp.mean(leave @ exit_costs(spec, ctx, arch), axis=0)
+
+
+def expected_edp(spec: ObjectiveSpec, ctx: CostContext, arch, soft: jax.Array) -> jax.Array:
+  """``E[latency x energy]``: the mean over samples of the per-sample product, taken over
+  the exit each sample leaves by (as evaluation computes it), not ``E[lat] E[en]``."""
+  lat, en = spec.metrics.index("latency_s"), spec.metrics.index("energy_j")
+  _, leave = exit_probabilities(arch.gates, soft)
+  paths = exit_costs(spec, ctx, arch)
+  return jnp.mean(expected_product_per_sample(leave, paths[:, lat], paths[:, en]))
 
 
 def cost_term(spec: ObjectiveSpec, ctx: CostContext, expected: jax.Array) -> jax.Array:
-  """The penalty before ``lambda``: weighted metrics, or EDP relative to the reference."""
+  """The penalty before ``lambda`` from ``E[C]`` [M] (weighted metrics).
+
+  EDP needs the per-sample product, which ``E[C]`` no longer holds: use ``search_cost``.
+  """
   if spec.objective == "edp":
-    lat, en = spec.metrics.index("latency_s"), spec.metrics.index("energy_j")
-    edp = expected[lat] * expected[en]
-    ref = ctx.reference[lat] * ctx.reference[en]
-    return cost_penalty(edp[None], ref[None], jnp.ones((1,)), form=spec.penalty, target=spec.target)
+    raise ValueError("cost_term cannot price EDP from E[C] (EDP is E[latency x energy] per "
+                     "sample): call search_cost(spec, ctx, arch, soft) instead")
   return cost_penalty(expected, ctx.reference, ctx.metric_weights, form=spec.penalty,
                       target=spec.target)
 
 
+def search_cost(spec: ObjectiveSpec, ctx: CostContext, arch, soft: jax.Array):
+  """(the penalty before ``lambda``, ``E[C]`` [M], the searched metric's ratio to the reference).
+
+  The searched metric is EDP (``expected_edp``, relative to the static backbone's
+  EDP at the reference width) or the weighted metrics of ``metric_weights``.
+  """
+  expected = expected_costs(spec, ctx, arch, soft)
+  if spec.objective == "edp":
+    lat, en = spec.metrics.index("latency_s"), spec.metrics.index("energy_j")
+    edp = expected_edp(spec, ctx, arch, soft)
+    ref = ctx.reference[lat] * ctx.reference[en]
+    penalty = cost_penalty(edp[None], ref[None], jnp.ones((1,)), form=spec.penalty,
+                           target=spec.target)
+    return penalty, expected, edp / ref
+  penalty = cost_penalty(expected, ctx.reference, ctx.metric_weights, form=spec.penalty,
+                         target=spec.target)
+  ratio = (expected @ ctx.metric_weights) / (ctx.reference @ ctx.metric_weights)
+  return penalty, expected, ratio
+
+
 def search_objective(spec: ObjectiveSpec, ctx: CostContext, logits: list, labels: jax.Array, arch,
-                     relax: Relaxation, step: jax.Array):
+                     relax: Relaxation, step: jax.Array, *, phase: str = "arch", cost_arch=None):
   """Loss and metrics of one batch.
+
+  Args:
+    arch: the architecture of the forward pass (``ArchProbs``; one-hot samples in
+      single-path mode). Its ``thresholds`` (if any) are the exit thresholds.
+    phase: 'arch' (the architecture step: ``spec.task`` + ``lambda * penalty``) or
+      'weights' (the weight step: ``spec.weight_task``, without the penalty, so the
+      weights are trained as the derived network will be retrained; 'same' uses the
+      architecture step's loss).
+    cost_arch: the probabilities the expected cost is taken over (single-path mode:
+      the exact expectation, not the sample); ``arch`` when None.
 
   Returns:
     loss: task loss + aux loss + lambda(step) * penalty.
     metrics: dict of scalars (and per-exit vectors) for logging.
   """
+  cost_arch = arch if cost_arch is None else cost_arch
+  thresholds = ctx.thresholds if arch.thresholds is None else arch.thresholds
   stacked = jnp.stack(logits, axis=1)                          # [B, E, K]
   ce = optax.softmax_cross_entropy_with_integer_labels(stacked, labels[:, None])  # [B, E]
   conf = jnp.stack([confidence(l, spec.confidence) for l in logits[:-1]], axis=1)
-  soft = soft_exit_decision(conf, ctx.thresholds[None, :], relax)
+  soft = soft_exit_decision(conf, thresholds[None, :], relax)
   _, leave = exit_probabilities(arch.gates, soft)
   weighted = jnp.mean(ce, axis=0) @ ctx.exit_weights
-  if spec.task == "expected":
+  task_kind = spec.task if phase == "arch" or spec.weight_task == "same" else spec.weight_task
+  with_penalty = phase == "arch" or spec.weight_task == "same"
+  if task_kind == "expected":
     task = jnp.mean(jnp.sum(leave * ce, axis=1))
     aux = spec.aux_weight * weighted
   else:
     task, aux = weighted, jnp.zeros(())
-  cost = expected_costs(spec, ctx, arch, soft)
-  penalty = cost_term(spec, ctx, cost)
+  penalty, cost, ratio = search_cost(spec, ctx, cost_arch, soft)
   lam = spec.lam(step)
-  loss = task + aux + lam * penalty
+  loss = task + aux + (lam * penalty if with_penalty else 0.0)
   correct = (jnp.argmax(stacked, -1) == labels[:, None]).astype(jnp.float32)
   metrics = dict(loss=loss, task=task, aux=aux, penalty=penalty, lam=lam,
-                 cost_ratio=cost[0] / ctx.reference[0], exit_accuracy=jnp.mean(correct, 0),
+                 cost_ratio=ratio, exit_accuracy=jnp.mean(correct, 0),
                  leave=jnp.mean(leave, 0), expected_accuracy=jnp.mean(jnp.sum(leave * correct, 1)))
   return loss, metrics

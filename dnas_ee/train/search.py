@@ -26,7 +26,7 @@ from flax import nnx
 
 from dnas_ee.data.augment import augment_batch
 from dnas_ee.models.layers import ArchParam
-from dnas_ee.models.supernet import Supernet, relaxed_architecture
+from dnas_ee.models.supernet import Supernet, relaxed_architecture, sampled_architecture
 from dnas_ee.relax import Relaxation
 from dnas_ee.train.objective import CostContext, ObjectiveSpec, search_objective
 
@@ -70,6 +70,10 @@ class SearchSetup:
   def __post_init__(self):
     if self.order not in ORDERS:
       raise ValueError(f"unknown search.order {self.order!r}; use one of {ORDERS}")
+    if self.order == "second" and self.unroll_lr <= 0:
+      raise ValueError("search.order='second' with search.unroll_lr=0 is the first-order "
+                       "gradient at twice the cost: set search.unroll_lr=-1 (DARTS's xi = "
+                       "search.w_lr) or a positive step, or use search.order='first'")
 
 
 def split_model(model: Supernet):
@@ -91,14 +95,28 @@ def relaxation_at(setup: SearchSetup, step) -> Relaxation:
                     mixture_mode=setup.mixture_mode, gate_mode=setup.gate_mode)
 
 
-def batch_loss(setup: SearchSetup, ctx: CostContext, params, arch, stats, images, labels, rng, step):
-  """Loss on one batch in training mode; returns (loss, (new BatchNorm stats, metrics))."""
+def batch_loss(setup: SearchSetup, ctx: CostContext, params, arch, stats, images, labels, rng, step,
+               phase: str = "arch"):
+  """Loss on one batch in training mode; returns (loss, (new BatchNorm stats, metrics)).
+
+  ``phase``: 'arch' or 'weights' (``dnas_ee.train.objective.search_objective``). In
+  ``mixture_mode='sampled'`` the forward pass runs one sampled path while the
+  expected cost stays the exact expectation over the probabilities.
+  """
   model = nnx.merge(setup.graphdef, params, arch, stats, copy=True)
   relax = relaxation_at(setup, step)
+  rngs = jax.random.split(rng)
   needs_rng = setup.mixture_mode == "gumbel" or setup.gate_mode == "gumbel"
-  probs = relaxed_architecture(model, relax, rng if needs_rng else None)
-  logits = model(images, probs, train=True)
-  loss, metrics = search_objective(setup.objective, ctx, logits, labels, probs, relax, step)
+  probs = relaxed_architecture(model, relax, rngs[0] if needs_rng else None)
+  forward = probs
+  if setup.mixture_mode == "sampled":
+    forward = sampled_architecture(model, probs, relax, rngs[1])
+  logits = model(images, forward, train=True)
+  loss, metrics = search_objective(setup.objective, ctx, logits, labels, forward, relax, step,
+                                   phase=phase, cost_arch=probs)
+  if phase == "arch":   # the trajectory of every decision (search_metrics.jsonl)
+    metrics = dict(metrics, gates=probs.gates, thresholds=probs.thresholds, op_probs=probs.ops,
+                   backbone_bit_probs=probs.backbone_bits, branch_bit_probs=probs.branch_bits)
   return loss, (nnx.state(model, nnx.BatchStat), metrics)
 
 
@@ -110,7 +128,7 @@ def _arch_grads(setup, ctx, state, train_batch, val_batch, rngs):
     def unrolled(arch):
       # DARTS eq. 7: w' = w - xi * dL_train/dw, differentiated through by autodiff.
       grads_w = jax.grad(lambda p: batch_loss(setup, ctx, p, arch, state.stats, xt, yt, rngs[0],
-                                              step)[0])(state.params)
+                                              step, phase="weights")[0])(state.params)
       params = jax.tree.map(lambda p, g: p - setup.unroll_lr * g, state.params, grads_w)
       return batch_loss(setup, ctx, params, arch, state.stats, xv, yv, rngs[1], step)
     return jax.grad(unrolled, has_aux=True)(state.arch)
@@ -144,9 +162,13 @@ def search_step(state: SearchState, train_batch, val_batch, ctx: CostContext, *,
   arch = masked(optax.apply_updates(state.arch, upd), state.arch)
   a_opt = masked(a_opt, state.a_opt)
   if setup.order != "single_level":
-    (w_loss, (stats, metrics)), g_params = jax.value_and_grad(
-        lambda p: batch_loss(setup, ctx, p, arch, state.stats, xt, yt, rngs[0], step),
+    (w_loss, (stats, w_metrics)), g_params = jax.value_and_grad(
+        lambda p: batch_loss(setup, ctx, p, arch, state.stats, xt, yt, rngs[0], step,
+                             phase="weights"),
         has_aux=True)(state.params)
+    # Decisions and cost as the architecture step saw them; losses of the weight step.
+    metrics = dict(a_metrics, weight_loss=w_metrics["loss"], train_task=w_metrics["task"],
+                   exit_accuracy=w_metrics["exit_accuracy"])
 
   updates, w_opt = setup.w_tx.update(g_params, state.w_opt, state.params)
   params = optax.apply_updates(state.params, updates)

@@ -180,7 +180,7 @@ def test_network_costs_agree_with_the_discrete_costs(run_dir):
   space, static_space = genotype_space(genotype), genotype_space(genotype.static)
   source = build.build_cost_source(config, space)
   costs, static = network_costs(config, space), network_costs(config, static_space)
-  assert costs.additive and costs.metrics == ("macs", "weight_bytes")
+  assert costs.additive and costs.metrics == ("macs", "weight_bytes", "bitops")
   np.testing.assert_allclose(costs.cumulative, discrete_exit_costs(space, source))
   np.testing.assert_allclose(costs.backbone, static.cumulative[-1])        # same backbone
   assert np.all(costs.branch > 0)
