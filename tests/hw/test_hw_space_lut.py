@@ -103,7 +103,7 @@ def test_relaxed_lut_cost_at_zero_temperature_equals_discrete_network(digits_lut
   for row in np.asarray(soft):
     fired = [j for j, i in enumerate(kept) if row[i] == 1.0]
     charged.append(per_exit[fired[0] if fired else len(kept)])
-  assert source.metrics == ("macs", "weight_bytes", "latency_s", "energy_j")
+  assert source.metrics == ("macs", "weight_bytes", "bitops", "latency_s", "energy_j")
   np.testing.assert_allclose(relaxed, np.mean(charged, axis=0), rtol=2e-5)
   assert np.all(relaxed[2:] > 0)
 
