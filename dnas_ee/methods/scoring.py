@@ -22,7 +22,7 @@ from dnas_ee.methods.encoding import stack_archs
 from dnas_ee.exits.confidence import confidence
 from dnas_ee.models.supernet import ArchProbs
 from dnas_ee.relax import Relaxation, soft_exit_decision
-from dnas_ee.train.objective import CostContext, ObjectiveSpec, cost_term, expected_costs
+from dnas_ee.train.objective import CostContext, ObjectiveSpec, search_cost
 
 HARD = Relaxation(hard=True)
 
@@ -53,8 +53,7 @@ def score_arch(graphdef, params, arch_logits, stats, arch: ArchProbs, images, la
   _, leave = exit_probabilities(arch.gates, soft)
   correct = (jnp.argmax(stacked, -1) == labels[:, None]).astype(jnp.float32)
   accuracy = jnp.mean(jnp.sum(leave * correct, axis=1))
-  costs = expected_costs(spec, ctx, arch, soft)
-  cost = cost_term(dataclasses.replace(spec, penalty="linear"), ctx, costs)
+  cost, costs, _ = search_cost(dataclasses.replace(spec, penalty="linear"), ctx, arch, soft)
   return accuracy, costs, cost
 
 

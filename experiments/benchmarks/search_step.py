@@ -1,23 +1,37 @@
 """Benchmark of the search step: throughput, compile time, memory, cost-layer share, scaling.
 
-Run:  python experiments/benchmarks/search_step.py [--quick] [--out FILE]
+Run:  python experiments/benchmarks/search_step.py --spaces digits,cifar10_resnet20,cifar10_mbv2 \
+        --modes softmax,sampled --out FILE [--iters 3] [--torch]
 
-For the digits and the CIFAR-10 MobileNetV2 spaces (synthetic inputs of the
-right shape: throughput does not depend on pixel values) it measures, in one
-process: images/s of one search iteration (architecture step + weight step),
-the same backbone's plain training step (the static network, fake-quantized at
-one width: the retraining step), their ratio, the compile time of the search
-step, XLA's peak-memory estimate of the compiled step (and the device's peak
-when it reports one), the share of the step spent in the cost layer, and
-throughput as candidate exits and ops grow.
+For each space (synthetic inputs of the right shape: throughput does not depend
+on pixel values) and each ``search.mixture_mode`` it measures, in one process:
+images/s of one search iteration (architecture step + weight step), the same
+backbone's plain training step (the static network, fake-quantized at one
+width: the retraining step), their ratio, the cold compile time of the search
+step and its compile time again from the persistent compilation cache (a fresh
+cache directory; in-memory caches cleared), XLA's peak-memory estimate of the
+compiled step (and the device's peak when it reports one), and the share of the
+step spent in the cost layer. ``digits_scaling`` adds the digits space with
+growing exits and ops. ``--torch`` adds a PyTorch ResNet-20 training step
+(eager and ``torch.compile``, channels-last) at the same batch, run by
+``--torch-python`` (a separate environment: torch is never a dnas-ee dependency).
+
+Extra ``--config.a.b=v`` arguments apply to every space (e.g. ``--config.hw.accelerator=``
+to price the search in MACs instead of the config's accelerator LUT).
+
+JSON: ``spaces[space][mode]`` holds ``search_over_plain``, ``search_images_per_s``,
+``plain_images_per_s``, ``compile_s``, ``cached_compile_s`` and the rest; a mode the
+library rejects holds ``error`` (the config validation's message).
 """
 from __future__ import annotations
 
 import argparse
-import functools
 import json
+import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 import types
 from pathlib import Path
@@ -28,16 +42,18 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dnas_ee import pipeline  # noqa: E402
-from dnas_ee.config import apply_overrides, load_config_file  # noqa: E402
+from dnas_ee.config import ConfigError, apply_overrides, load_config_file  # noqa: E402
 from dnas_ee.cost import expected_cost  # noqa: E402
 from dnas_ee.models.supernet import relaxed_architecture  # noqa: E402
 from dnas_ee.relax import Relaxation  # noqa: E402
 from flax import nnx  # noqa: E402
 from dnas_ee.space.genotype import derive_genotype, genotype_space  # noqa: E402
 from dnas_ee.train import retrain as rt  # noqa: E402
-from dnas_ee.train.objective import cost_term  # noqa: E402
+from dnas_ee.train.compile_cache import enable_compilation_cache  # noqa: E402
+from dnas_ee.train.objective import search_cost  # noqa: E402
 from dnas_ee.train.search import jit_search_step  # noqa: E402
 
 
@@ -75,7 +91,8 @@ def device_peak():
   return stats.get("peak_bytes_in_use")
 
 
-def bench_space(config, iters):
+def bench_search(config, iters):
+  """Search-step figures of one (space, mode); the plain step is measured apart."""
   shape = (8, 8, 1) if config.data.name == "digits" else (32, 32, 3)
   bs = config.search.batch_size
   data = synthetic_data(shape, 10, 4 * bs)
@@ -85,23 +102,18 @@ def bench_space(config, iters):
   t0 = time.perf_counter()
   compiled = step_fn.lower(run.state, *batches(0)).compile()
   compile_s = time.perf_counter() - t0
+  # The same program again in a "new process": in-memory caches cleared, the persistent
+  # cache (enabled by main) holds the executable the first compile wrote.
+  jax.clear_caches()
+  t0 = time.perf_counter()
+  jit_search_step(run.setup).lower(run.state, *batches(0)).compile()
+  cached_compile_s = time.perf_counter() - t0
   fresh = lambda: jax.tree.map(jnp.copy, run.state)   # the step donates its input state
   search_s = timed(step_fn, fresh(), batches, iters)
 
-  # The plain step: the static backbone alone, trained with one width (the retraining step).
-  arch = pipeline._arch_logits(run.setup.graphdef, fresh())
-  genotype = derive_genotype(run.space, *[np.asarray(arch[k]) for k in
-                                          ("exit_logits", "op_logits", "backbone_bit_logits",
-                                           "branch_bit_logits")])
-  setup, state = pipeline._train_setup(config, genotype_space(genotype.static), config.seed)
-  state = pipeline.parallel.replicate(run.mesh, state)
-  plain_fn = rt.jit_train_step(setup)
-  plain_batch = lambda i: (pipeline.search_batches(run, config, i)[0],)
-  plain_s = timed(plain_fn, state, plain_batch, iters)
-
   # The cost layer alone, forward and backward, as the step runs it (twice: both steps).
   spec, ctx = run.setup.objective, run.ctx
-  p, nb = len(run.space.branches), run.space.num_bits
+  p = len(run.space.branches)
   live = fresh()
   probs = relaxed_architecture(nnx.merge(run.setup.graphdef, live.params, live.arch, live.stats),
                                Relaxation())
@@ -109,7 +121,7 @@ def bench_space(config, iters):
 
   @jax.jit
   def cost_grad(probs, soft):
-    f = lambda pr, so: cost_term(spec, ctx, expected_cost(ctx.tables, pr, so, spec.positions))
+    f = lambda pr, so: search_cost(spec, ctx, pr, so)[0]
     return jax.value_and_grad(f, argnums=(0, 1))(probs, soft)
   jax.block_until_ready(cost_grad(probs, soft))
   t0 = time.perf_counter()
@@ -117,54 +129,139 @@ def bench_space(config, iters):
     out = cost_grad(probs, soft)
   jax.block_until_ready(out)
   cost_s = (time.perf_counter() - t0) / (iters * 10)
-  del nb
-  return dict(
+  return run, dict(
       batch_size=bs, search_images_per_s=bs / search_s, search_step_ms=1e3 * search_s,
-      plain_images_per_s=bs / plain_s, plain_step_ms=1e3 * plain_s,
-      search_over_plain=search_s / plain_s, compile_s=compile_s,
+      compile_s=compile_s, cached_compile_s=cached_compile_s,
       xla_peak_memory_mib=(memory_of(compiled) or 0) / 2**20,
       device_peak_memory_mib=(device_peak() or 0) / 2**20,
       cost_layer_share=2 * cost_s / search_s, candidate_exits=p,
-      candidate_ops=run.space.num_ops)
+      candidate_ops=run.space.num_ops, mixture_mode=config.search.mixture_mode)
 
 
-def configs(quick):
-  digits = load_config_file(ROOT / "experiments/configs/digits.py")
-  mbv2 = load_config_file(ROOT / "experiments/configs/cifar10_mbv2.py")
-  apply_overrides(mbv2, ["--config.search.batch_size=64"])
-  yield "digits", digits
-  yield "cifar10_mbv2", mbv2
-  if quick:
-    return
-  # Scaling: the digits space (compiles in seconds on a CPU), growing exits and ops.
-  all_ops = list(digits.space.branch_ops)
-  for positions in ((1,), (1, 2)):
-    for k in (2, 5, 9):
-      c = load_config_file(ROOT / "experiments/configs/digits.py")
-      apply_overrides(c, [f"--config.space.exit_positions={positions}",
-                          f"--config.space.branch_ops={tuple(all_ops[-k:])}"])
-      yield f"digits P={len(positions)} K={k}", c
+def bench_plain(run, config, iters):
+  """Seconds per step of the static backbone alone, trained at one width (the retraining step)."""
+  live = jax.tree.map(jnp.copy, run.state)
+  arch = pipeline._arch_logits(run.setup.graphdef, live)
+  genotype = derive_genotype(run.space, *[np.asarray(arch[k]) for k in
+                                          ("exit_logits", "op_logits", "backbone_bit_logits",
+                                           "branch_bit_logits")])
+  setup, state = pipeline._train_setup(config, genotype_space(genotype.static), config.seed)
+  state = pipeline.parallel.replicate(run.mesh, state)
+  plain_fn = rt.jit_train_step(setup)
+  plain_batch = lambda i: (pipeline.search_batches(run, config, i)[0],)
+  return timed(plain_fn, state, plain_batch, iters)
+
+
+def bench_space(config, modes, iters):
+  """{mode: figures} of one space; the plain step is measured once and shared by the modes."""
+  out, plain_s, bs = {}, None, config.search.batch_size
+  for mode in modes:
+    c = config.copy_and_resolve_references()
+    try:
+      apply_overrides(c, [f"--config.search.mixture_mode={mode}"])
+      run, r = bench_search(c, iters)
+    except (ConfigError, ValueError) as err:   # the library rejects the mode: say why
+      out[mode] = dict(error=str(err))
+      print(f"  {mode}: not measured: {err}", flush=True)
+      continue
+    if plain_s is None:
+      plain_s = bench_plain(run, c, iters)
+    r.update(plain_images_per_s=bs / plain_s, plain_step_ms=1e3 * plain_s,
+             search_over_plain=r["search_step_ms"] / (1e3 * plain_s))
+    out[mode] = r
+    print(f"  {mode:<9}{r['search_images_per_s']:>13.1f}{r['plain_images_per_s']:>12.1f}"
+          f"{r['search_over_plain']:>7.2f}{r['compile_s']:>10.1f}{r['cached_compile_s']:>9.1f}"
+          f"{r['xla_peak_memory_mib']:>12.0f}{100 * r['cost_layer_share']:>10.2f}%", flush=True)
+  return out
+
+
+SPACES = {
+    "digits": ("digits.py", []),
+    "cifar10_resnet20": ("cifar10_resnet20.py", []),   # 8 exits, the shipped config
+    "cifar10_resnet20_3exits": ("cifar10_resnet20.py", ["--config.space.exit_positions=(2, 4, 6)"]),
+    "cifar10_mbv2": ("cifar10_mbv2.py", []),
+}
+
+
+def configs(names, batch, overrides=()):
+  for name in names:
+    if name == "digits_scaling":
+      # Scaling: the digits space (compiles in seconds on a CPU), growing exits and ops.
+      all_ops = list(load_config_file(ROOT / "experiments/configs/digits.py").space.branch_ops)
+      for positions in ((1,), (1, 2)):
+        for k in (2, 5, 9):
+          c = load_config_file(ROOT / "experiments/configs/digits.py")
+          apply_overrides(c, [f"--config.space.exit_positions={positions}",
+                              f"--config.space.branch_ops={tuple(all_ops[-k:])}", *overrides])
+          yield f"digits P={len(positions)} K={k}", c
+      continue
+    if name not in SPACES:
+      raise SystemExit(f"unknown space {name!r}; use some of {sorted(SPACES) + ['digits_scaling']}")
+    file = SPACES[name][0]
+    c = load_config_file(ROOT / "experiments/configs" / file)
+    apply_overrides(c, SPACES[name][1] + [f"--config.search.batch_size={batch}", *overrides])
+    yield name, c
+
+
+def torch_comparison(python, batch, iters, jax_plain_images_per_s):
+  """The PyTorch ResNet-20 step (torch_resnet20.py) run by ``python``; None without torch."""
+  probe = subprocess.run([python, "-c", "import torch"], capture_output=True)
+  if probe.returncode:
+    print(f"--torch: torch is not importable by {python}; pass --torch-python", flush=True)
+    return None
+  out = subprocess.run([python, str(Path(__file__).with_name("torch_resnet20.py")),
+                        "--batch", str(batch), "--iters", str(iters)],
+                       capture_output=True, text=True, check=True)
+  r = json.loads(out.stdout.strip().splitlines()[-1])
+  r["jax_plain_images_per_s"] = jax_plain_images_per_s
+  for mode in ("eager", "compile"):
+    if f"{mode}_images_per_s" in r:
+      r[f"jax_over_torch_{mode}"] = jax_plain_images_per_s / r[f"{mode}_images_per_s"]
+  return r
 
 
 def main():
   parser = argparse.ArgumentParser()
-  parser.add_argument("--quick", action="store_true", help="only the two main spaces")
-  parser.add_argument("--iters", type=int, default=10)
+  parser.add_argument("--spaces", default="digits,cifar10_resnet20,cifar10_mbv2",
+                      help=f"comma-separated: {', '.join(SPACES)}, digits_scaling")
+  parser.add_argument("--modes", default="softmax,sampled", help="search.mixture_mode values")
+  parser.add_argument("--batch", type=int, default=64)
+  parser.add_argument("--iters", type=int, default=3)
+  parser.add_argument("--torch", action="store_true", help="add the PyTorch ResNet-20 step")
+  parser.add_argument("--torch-python", default=os.environ.get("DNAS_EE_TORCH_PYTHON", sys.executable),
+                      help="a Python that can import torch (default: $DNAS_EE_TORCH_PYTHON or this one)")
   parser.add_argument("--out", default="")
-  args = parser.parse_args()
+  args, rest = parser.parse_known_args()
+  overrides = [a for a in rest if a.startswith("--config.")]
+  if len(overrides) != len(rest):
+    parser.error(f"unknown arguments {[a for a in rest if a not in overrides]}")
+  cache = enable_compilation_cache(tempfile.mkdtemp(prefix="dnas_ee_bench_cache_"))
   results = {"device": str(jax.devices()[0].device_kind), "platform": jax.default_backend(),
              "devices": jax.device_count(), "jax": jax.__version__, "host": platform.node(),
-             "spaces": {}}
-  print(f"device: {results['device']} ({results['platform']} x{results['devices']})")
-  header = (f"{'space':<22}{'search img/s':>13}{'plain img/s':>12}{'ratio':>7}{'compile s':>10}"
-            f"{'XLA mem MiB':>12}{'cost share':>11}")
-  print(header)
-  for name, config in configs(args.quick):
-    r = bench_space(config, args.iters)
-    results["spaces"][name] = r
-    print(f"{name:<22}{r['search_images_per_s']:>13.1f}{r['plain_images_per_s']:>12.1f}"
-          f"{r['search_over_plain']:>7.2f}{r['compile_s']:>10.1f}{r['xla_peak_memory_mib']:>12.0f}"
-          f"{100 * r['cost_layer_share']:>10.2f}%", flush=True)
+             "cpu_count": os.cpu_count(), "iters": args.iters, "batch_size": args.batch,
+             "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "spaces": {}}
+  print(f"device: {results['device']} ({results['platform']} x{results['devices']}); "
+        f"compilation cache {cache}")
+  print(f"  {'mode':<9}{'search img/s':>13}{'plain img/s':>12}{'ratio':>7}{'compile s':>10}"
+        f"{'cached s':>9}{'XLA mem MiB':>12}{'cost share':>11}")
+  modes = [m for m in args.modes.split(",") if m]
+  for name, config in configs([s for s in args.spaces.split(",") if s], args.batch, overrides):
+    print(name, flush=True)
+    results["spaces"][name] = bench_space(config, modes, args.iters)
+    if args.out:   # written after every space: a long run keeps what it measured
+      Path(args.out).write_text(json.dumps(results, indent=2))
+  if args.torch:
+    plain = [m.get("plain_images_per_s") for m in results["spaces"].get("cifar10_resnet20", {}).values()]
+    plain = [p for p in plain if p]
+    if not plain:
+      from train_step_profile import static_resnet_images_per_s
+      plain = [static_resnet_images_per_s(args.batch, args.iters)]
+    results["torch"] = torch_comparison(args.torch_python, args.batch, max(args.iters, 5), plain[0])
+    if results["torch"]:
+      t = results["torch"]
+      print(f"ResNet-20 training step, batch {args.batch}: JAX {plain[0]:.0f} img/s, torch eager "
+            f"{t.get('eager_images_per_s', float('nan')):.0f}, torch.compile "
+            f"{t.get('compile_images_per_s', float('nan')):.0f} img/s")
   if args.out:
     Path(args.out).write_text(json.dumps(results, indent=2))
 
