@@ -26,6 +26,7 @@ Example (costs from a traced Flax model on a shipped accelerator)::
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import NamedTuple, Sequence
 
 import jax
@@ -35,17 +36,19 @@ import numpy as np
 from dnas_ee.cost.expected import block_reach, exit_probabilities
 
 
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["backbone", "exits"],
+                   meta_fields=["metrics"])
 @dataclasses.dataclass(frozen=True)
 class CostTable:
-  """Per-segment costs of an early-exit network, built once on the host.
+  """Per-segment costs of an early-exit network, built once on the host (a pytree).
 
   Attributes:
     backbone: [N, M] cost of each backbone segment.
     exits: [P, M] cost of each early exit branch.
     metrics: the ``M`` metric names (e.g. ``('latency_s', 'energy_j')``).
   """
-  backbone: np.ndarray
-  exits: np.ndarray
+  backbone: np.ndarray | jax.Array
+  exits: np.ndarray | jax.Array
   metrics: tuple[str, ...]
 
   @property
@@ -71,15 +74,15 @@ def cost_table(network, source) -> CostTable:
   Returns:
     A ``CostTable`` (float64 numpy arrays).
   """
-  def price(segments) -> np.ndarray:
-    segments = [list(s) for s in segments]
-    if hasattr(source, "table"):  # one pass: one warning for every op a LUT lacks
-      return np.asarray(source.table(segments), np.float64).reshape(len(segments), -1)
-    m = len(source.metrics)
-    return np.array([np.sum([source(sig) for sig in seg], axis=0) if seg else np.zeros(m)
+  segments = [list(s) for s in network.backbone] + [list(s) for s in network.exits]
+  m = len(source.metrics)
+  if hasattr(source, "table"):  # one pass: one warning for every op a LUT lacks
+    rows = np.asarray(source.table(segments), np.float64).reshape(len(segments), m)
+  else:
+    rows = np.array([np.sum([source(sig) for sig in seg], axis=0) if seg else np.zeros(m)
                      for seg in segments], np.float64).reshape(len(segments), m)
-
-  return CostTable(price(network.backbone), price(network.exits), tuple(source.metrics))
+  n = len(network.backbone)
+  return CostTable(rows[:n], rows[n:], tuple(source.metrics))
 
 
 class ExpectedCost(NamedTuple):

@@ -104,3 +104,12 @@ def test_errors_name_the_fix():
     early_exit_cost(BACKBONE[:3], EXITS, exit_probs=np.ones((B, 3)))
   with pytest.raises(ValueError, match="positions"):
     early_exit_cost(BACKBONE, EXITS, exit_probs=np.ones((B, P)), positions=(2, 1))
+
+
+def test_cost_table_is_a_pytree():
+  from dnas_ee.cost import CostTable
+  table = CostTable(BACKBONE[:3], EXITS, ("latency_s", "energy_j"))
+  fn = jax.jit(lambda t, s: early_exit_cost(t.backbone, t.exits, exit_probs=s).mean / t.static)
+  soft = RNG.uniform(0, 1, (B, P))
+  want = numpy_expectation(soft, [1.0, 1.0], BACKBONE[:3], EXITS, (1, 2)).mean(0)
+  np.testing.assert_allclose(fn(table, soft), want / BACKBONE[:3].sum(0), rtol=1e-5)
