@@ -132,7 +132,7 @@ def main(argv=None) -> int:
     if args.command in STAGE_COMMANDS:
       config = _config(args, overrides)
       progress = not args.no_progress
-      from dnas_ee.sweep import run_dirs
+      from dnas_ee.stages import run_config as run_dirs
       if args.restart:
         cleared = run_dirs.restart(config, args.workdir)
         print(f"restart: cleared {', '.join(cleared) or 'nothing'} in {args.workdir}")
@@ -152,7 +152,7 @@ def main(argv=None) -> int:
         _print_summary(pipeline.evaluate(config, args.workdir))
     elif args.command == "calibrate":
       from dnas_ee.stages.calibrate import calibrate_run
-      from dnas_ee.sweep.run_dirs import check_calibration_target
+      from dnas_ee.stages.run_config import check_calibration_target
       check_calibration_target(args.mode, args.max_drop, args.budget)
       calibrate_run(args.workdir, mode=args.mode, max_drop=args.max_drop, budget=args.budget)
       if (Path(args.workdir) / "summary.json").exists():

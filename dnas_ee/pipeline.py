@@ -49,8 +49,8 @@ CALIBRATION_MODES = ("accuracy_floor", "budget", "none")
 
 def _prepare(config: ml_collections.ConfigDict, workdir) -> Path:
   """Validates the config and saves it; a dir holding another config is refused
-  (``dnas_ee.sweep.run_dirs``: run dirs never report another config's results)."""
-  from dnas_ee.sweep.run_dirs import prepare_run_dir
+  (``dnas_ee.stages.run_config``: run dirs never report another config's results)."""
+  from dnas_ee.stages.run_config import prepare_run_dir
   return prepare_run_dir(config, workdir)
 
 
@@ -144,7 +144,7 @@ def derive(config, workdir) -> Genotype:
   workdir = Path(workdir)
   if config.method.name != "dnas":
     from dnas_ee.methods.stage import select_genotype
-    return select_genotype(config, workdir)
+    return select_genotype(config, workdir, prepare_search)
   arch_path = workdir / "search_arch.json"
   if not arch_path.exists():
     raise FileNotFoundError(f"{arch_path} is missing: run `dnas-ee search` on this work dir first")

@@ -81,8 +81,13 @@ def hand_placed_genotype(config, space) -> Genotype:
   return Genotype(space.backbone, tuple(exits), (bits,) * space.num_blocks, space.edge_bits)
 
 
-def select_genotype(config, workdir) -> Genotype:
+def select_genotype(config, workdir, prepare_search=None) -> Genotype:
   """The genotype of a method other than ``dnas``; writes ``genotype.json``.
+
+  Args:
+    config, workdir: the run.
+    prepare_search: ``pipeline.prepare_search`` (scored methods rebuild the search's
+      supernet with it; passed in, as nothing below the pipeline imports it).
 
   A scored method reuses ``method_search.json`` when the work dir holds it (the
   selection is not repeated on a resumed run).
@@ -96,7 +101,7 @@ def select_genotype(config, workdir) -> Genotype:
     record = json.loads((workdir / RESULT_FILE).read_text())
     genotype = Genotype.from_json(record["front"][record["picked"]]["genotype"])
   elif name in SCORED:
-    genotype = _scored_genotype(config, workdir)
+    genotype = _scored_genotype(config, workdir, prepare_search)
   else:
     space = build.build_space(config, *dataset_shape(config.data))
     genotype = (static_genotype if name == "static" else hand_placed_genotype)(config, space)
@@ -104,13 +109,12 @@ def select_genotype(config, workdir) -> Genotype:
   return genotype
 
 
-def load_supernet(config, workdir):
+def load_supernet(config, workdir, prepare_search):
   """(SearchRun, weights) of the supernet trained by the search stage of ``workdir``.
 
   ``weights`` is ``(graphdef, params, arch_logits, stats)`` at the final search step.
   """
   from dnas_ee.checkpoint import Checkpointer
-  from dnas_ee.pipeline import prepare_search
   run = prepare_search(config)
   ckpt_dir = Path(workdir) / "checkpoints" / "search"
   ckpt = Checkpointer(ckpt_dir)
@@ -122,10 +126,13 @@ def load_supernet(config, workdir):
   return run, (run.setup.graphdef, state.params, state.arch, state.stats)
 
 
-def _scored_genotype(config, workdir: Path) -> Genotype:
+def _scored_genotype(config, workdir: Path, prepare_search) -> Genotype:
   from dnas_ee.train import build
+  if prepare_search is None:
+    raise ValueError(f"method {config.method.name!r} needs pipeline.prepare_search to rebuild "
+                     "the supernet: run it through `dnas-ee derive` or pipeline.derive")
   t0 = time.time()
-  run, weights = load_supernet(config, workdir)
+  run, weights = load_supernet(config, workdir, prepare_search)
   space, m = run.space, config.method
   multicore = build.multicore_accelerator(config) is not None
   # Candidates leave at the search thresholds (not the thresholds a dnas search learns).

@@ -2,7 +2,7 @@
 
 ``spec``: the sweep file and its members; ``runner``: every member into its own
 run dir, resumable; ``table``: mean, std and a 95% Student-t interval over seeds,
-markdown, CSV and a Pareto plot; ``run_dirs``: one config per run dir.
+markdown, CSV and a Pareto plot. One config per run dir: ``dnas_ee.stages.run_config``.
 """
 from dnas_ee.sweep.runner import run_sweep
 from dnas_ee.sweep.spec import load_sweep, sweep_members

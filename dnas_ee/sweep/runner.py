@@ -12,7 +12,7 @@ import json
 import time
 from pathlib import Path
 
-from dnas_ee.sweep.run_dirs import STAGES, check_same_config
+from dnas_ee.stages.run_config import STAGES, check_same_config
 from dnas_ee.sweep.spec import load_sweep, sweep_members
 
 MANIFEST = "sweep.json"

@@ -86,7 +86,7 @@ def _slug(text: str) -> str:
 def sweep_members(sweep: dict) -> list[Member]:
   """Every member of a sweep, in order (config, setting, method, seed), configs resolved."""
   from dnas_ee.methods.stage import METHODS
-  from dnas_ee.sweep.run_dirs import config_hash
+  from dnas_ee.stages.run_config import config_hash
   members = []
   for label, config_file in sweep["configs"].items():
     for setting, setting_overrides in sweep["settings"].items():

@@ -5,6 +5,7 @@ refuses (``ConfigMismatch``), naming the differing keys and the two ways out: a
 new work dir, or ``--restart``, which deletes the artifacts of the first stage
 the change affects and of every later stage (``restart``), then saves the new
 config. Nothing here imports ``dnas_ee.pipeline``.
+(Used by the pipeline, the CLI and the sweep runner.)
 """
 from __future__ import annotations
 
