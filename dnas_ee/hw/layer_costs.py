@@ -52,13 +52,15 @@ class LayerCosts:
                metrics: Sequence[str] = ("latency_s", "energy_j")):
     """Args:
       accelerator: a shipped name (``list_accelerators()``), a YAML path or a description.
-      lut: a loaded ``Lut``, a LUT file, the default (the accelerator's shipped
-        LUT, ``default_lut_path``; absent is fine with ``missing='fill'``), or
-        ``None`` (no LUT: every op from the model).
+      lut: a loaded ``Lut``, a LUT file, ``None`` (every op from the model), or by
+        default the accelerator's shipped LUT of the fill model
+        (``default_lut_path(accelerator, fill_model)``: the ZigZag LUT when ZigZag
+        is installed, else the analytic one), so that every row of a table comes
+        from one model; an absent file is fine with ``missing='fill'``.
       missing: ``'fill'`` (compute missing ops with ``fill_model``, with a
         one-line warning) or ``'error'`` (raise ``LutError``).
-      fill_model: ``'analytic'``, ``'zigzag'`` or ``'auto'`` (the LUT's own model
-        when it is ZigZag and ZigZag is installed, else analytic).
+      fill_model: ``'analytic'``, ``'zigzag'`` or ``'auto'`` (ZigZag when it is
+        installed and the LUT, if one is given, holds ZigZag rows; else analytic).
       cache_path: a LUT file that keeps filled ops across runs (read and extended).
       metrics: any of ``('latency_s', 'energy_j', 'cycles', 'macs')``.
     Raises:
@@ -78,10 +80,18 @@ class LayerCosts:
     self.metrics = tuple(metrics)
     self.missing = missing
     self.cache_path = Path(cache_path) if cache_path else None
+    zigzag_ok = zigzag_available() and bool(self.accelerator.zigzag_hardware)
+    if lut == _DEFAULT:
+      # One table, one model: the shipped LUT of the model that fills the gaps.
+      if fill_model == "auto":
+        fill_model = "zigzag" if zigzag_ok else "analytic"
+      lut = default_lut_path(self.accelerator, fill_model)
+      lut = lut if lut.is_file() else None
     self.lut = self._read_lut(lut)
-    self.fill_model = fill_model if fill_model != "auto" else (
-        "zigzag" if self.lut is not None and self.lut.model_name == "zigzag"
-        and zigzag_available() and self.accelerator.zigzag_hardware else "analytic")
+    if fill_model == "auto":
+      fill_model = ("zigzag" if self.lut is not None and self.lut.model_name == "zigzag"
+                    and zigzag_ok else "analytic")
+    self.fill_model = fill_model
     self.filled = 0
     self._rows: dict[str, np.ndarray] = {}
 
@@ -90,10 +100,7 @@ class LayerCosts:
     if lut is None or isinstance(lut, Lut):
       loaded = lut
     else:
-      path = default_lut_path(acc) if lut == _DEFAULT else Path(lut).expanduser()
-      if lut == _DEFAULT and not path.is_file():
-        return None
-      loaded = load_lut(path)
+      loaded = load_lut(Path(lut).expanduser())
     if loaded is not None:
       hint = (f"pass lut=None to compute every op with the {acc.name!r} model, or a LUT "
               f"built for it (dnas_ee.hw.build_lut(ops, {acc.name!r}, cache_path=...))")

@@ -77,3 +77,25 @@ def test_docstring_examples(module):
     warnings.simplefilter("ignore")
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
   assert result.failed == 0 and result.attempted > 0
+
+
+def test_default_lut_is_the_fill_models_own():
+  from dnas_ee.hw import default_lut_path, load_lut
+  path = default_lut_path(ACC, "analytic")
+  if not path.is_file():
+    pytest.skip(f"{path} is not shipped in this checkout")
+  first = next(iter(load_lut(path).rows))
+  costs = LayerCosts(ACC, fill_model="analytic", missing="error")
+  assert costs.lut.model_name == "analytic" and costs.fill_model == "analytic"
+  assert costs(OpSignature.from_key(first)).shape == (2,)
+
+
+def test_zigzag_fills_a_grouped_strided_conv():
+  from dnas_ee.hw import evaluate_zigzag, zigzag_available
+  if not zigzag_available():
+    pytest.skip("ZigZag is not installed (pip install -e '.[hw]')")
+  costs = LayerCosts(ACC, lut=None, fill_model="zigzag")
+  with pytest.warns(UserWarning, match="1 of 1 layers .* zigzag model"):
+    got = costs(MISSING)
+  want = evaluate_zigzag(MISSING, load_accelerator(ACC))
+  np.testing.assert_allclose(got, [want.latency_s, want.energy_j])
