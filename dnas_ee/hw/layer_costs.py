@@ -21,6 +21,7 @@ Example:
 """
 from __future__ import annotations
 
+import inspect
 import os
 import warnings
 from pathlib import Path
@@ -34,6 +35,15 @@ from dnas_ee.space.signature import OpSignature
 
 METRICS = ("latency_s", "energy_j", "cycles", "macs")
 _DEFAULT = "default"
+
+
+def _user_stacklevel() -> int:
+  """The ``stacklevel`` that points a warning at the first frame outside dnas-ee."""
+  root = str(Path(__file__).resolve().parents[1])
+  frame, level = inspect.currentframe().f_back, 1   # the frame that calls warnings.warn
+  while frame is not None and frame.f_code.co_filename.startswith(root):
+    frame, level = frame.f_back, level + 1
+  return level
 
 
 class LayerCosts:
@@ -152,7 +162,7 @@ class LayerCosts:
     cached = f", cached in {self.cache_path}" if self.cache_path else ""
     warnings.warn(f"dnas-ee: {len(missing)} of {len(todo)} layers were not in the "
                   f"{self._where()}; computed them with the {self.fill_model} model{cached}",
-                  stacklevel=3)
+                  stacklevel=_user_stacklevel())
 
   def __call__(self, sig: OpSignature) -> np.ndarray:
     """[M] metrics of one op (a ``dnas_ee.cost`` cost source)."""
