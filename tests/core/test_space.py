@@ -12,32 +12,7 @@ from dnas_ee.space.backbones import build_backbone, registered_backbones
 from dnas_ee.space.genotype import ExitGene, Genotype, genotype_space
 from dnas_ee.space.ops import parse_op
 from dnas_ee.space.space import make_search_space
-
-
-def _traced_macs(fn, *args) -> int:
-  """Counts conv and dense MACs per sample in the jaxpr of ``fn`` (batch of 1)."""
-  total = 0
-
-  def walk(jaxpr):
-    nonlocal total
-    for eqn in jaxpr.eqns:
-      name = eqn.primitive.name
-      if name == "conv_general_dilated":
-        out = eqn.outvars[0].aval.shape
-        k_h, k_w, cin_g, cout = eqn.invars[1].aval.shape
-        total += out[1] * out[2] * cout * cin_g * k_h * k_w
-      elif name == "dot_general":
-        a, b = eqn.invars[0].aval.shape, eqn.invars[1].aval.shape
-        total += a[-1] * b[-1]
-      for value in eqn.params.values():
-        for sub in (value if isinstance(value, (list, tuple)) else [value]):
-          if hasattr(sub, "eqns"):
-            walk(sub)
-          elif hasattr(sub, "jaxpr") and hasattr(sub.jaxpr, "eqns"):
-            walk(sub.jaxpr)
-
-  walk(jax.make_jaxpr(fn)(*args).jaxpr)
-  return total
+from dnas_ee.space.trace import trace_ops
 
 
 @pytest.mark.parametrize("backbone,options,shape,ops", [
@@ -53,7 +28,8 @@ def test_signature_macs_match_traced_convolutions(backbone, options, shape, ops)
   space = genotype_space(genotype)
   model = Supernet(space, rngs=nnx.Rngs(0))
   arch = relaxed_architecture(model, Relaxation(hard=True))
-  traced = _traced_macs(lambda x: model(x, arch, train=False), jnp.zeros((1,) + shape))
+  traced = sum(sig.macs for sig in trace_ops(lambda x: model(x, arch, train=False),
+                                                jnp.zeros((1,) + shape)))
   every_layer = discrete_exit_costs(space, ShapeCosts())[-1, 0]   # final exit: all branches
   assert traced == every_layer
 
