@@ -1,5 +1,4 @@
 """Search space: signatures agree with the traced modules; registry; genotype round trip."""
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
