@@ -29,7 +29,10 @@ from dnas_ee.hw.units import UnitError, parse_quantity
 from dnas_ee.hw.zigzag_model import (ZigZagError, ZigZagResult, evaluate_zigzag, run_zigzag,
                                      zigzag_available, zigzag_version)
 
+from dnas_ee.hw.layer_costs import LayerCosts  # last: it reads the names above
+
 __all__ = [
+    "LayerCosts",
     "Accelerator", "AcceleratorError", "AnalyticBreakdown", "BuildStats", "DramSpec", "LinkSpec",
     "Lut", "LutCostSource", "LutError", "MemoryLevel", "OpCost", "SpaceLutBuild", "UnitError",
     "ZigZagError", "ZigZagResult", "analytic_breakdown", "build_lut", "build_space_lut",
