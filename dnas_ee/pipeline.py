@@ -251,7 +251,41 @@ def run(config, workdir, *, progress: bool = True, stages=STAGES) -> dict | None
       calibrate(config, workdir)
     elif stage == "evaluate":
       summary = _with_timing(evaluate(config, workdir), workdir, timing_path)
+    elif stage == "inherited":
+      summary = evaluate_inherited(config, workdir)
+    else:
+      raise ValueError(f"unknown stage {stage!r}; use one of {STAGES + ('inherited',)}")
   return summary
+
+
+def evaluate_inherited(config, workdir, *, split: str = "test") -> dict:
+  """The derived architecture inside the trained supernet, and the static reference
+  (``dnas_ee.stages.inherited``); writes ``inherited.json``. A one-shot estimate:
+  one search per point of a lambda sweep, no retraining."""
+  from dnas_ee.checkpoint import Checkpointer
+  from dnas_ee.stages.inherited import inherited_evaluation, searched_metric
+  workdir = Path(workdir)
+  run = prepare_search(config)
+  ckpt = Checkpointer(workdir / "checkpoints" / "search")
+  if ckpt.latest_step() != config.search.steps:
+    raise FileNotFoundError(f"no final search checkpoint (step {config.search.steps}) in "
+                            f"{workdir / 'checkpoints' / 'search'}: run `dnas-ee search` first")
+  state = ckpt.restore(run.state)
+  ckpt.close()
+  model = nnx.merge(run.setup.graphdef, state.params, state.arch, state.stats)
+  part = getattr(run.data, split)
+  result = inherited_evaluation(model, run.setup.objective, run.ctx, part.images, part.labels)
+  objective, weights = config.hw.objective, config.loss.metric_weights.to_dict()
+  for which in ("derived", "static"):
+    result[which]["searched_metric"] = searched_metric(result[which], objective, weights)
+  result.update(objective=objective, split=split, lam=config.loss.lam.to_dict(),
+                searched_ratio=result["derived"]["searched_metric"]
+                / result["static"]["searched_metric"],
+                genotype=json.loads((workdir / "genotype.json").read_text())
+                if (workdir / "genotype.json").exists() else None)
+  if loop.is_primary():
+    (workdir / "inherited.json").write_text(json.dumps(result, indent=1))
+  return result
 
 
 def _record_time(path: Path, key: str, seconds: float) -> None:

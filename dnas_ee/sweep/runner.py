@@ -18,8 +18,9 @@ from dnas_ee.sweep.spec import load_sweep, sweep_members
 MANIFEST = "sweep.json"
 
 
-def member_finished(member, run_dir: Path) -> bool:
-  if not (run_dir / "summary.json").exists():
+def member_finished(member, run_dir: Path, stages=STAGES) -> bool:
+  final = "inherited.json" if stages[-1] == "inherited" else "summary.json"
+  if not (run_dir / final).exists():
     return False
   check_same_config(member.config, run_dir)   # equal by the dir's hash; a hand edit is refused
   return True
@@ -48,10 +49,10 @@ def run_sweep(path, workdir, *, progress: bool = True, log=print) -> list[Path]:
   total, t0 = len(members), time.time()
   for i, member in enumerate(members, 1):
     run_dir = workdir / member.dir_name
-    if member_finished(member, run_dir):
+    if member_finished(member, run_dir, sweep["stages"]):
       log(f"[{i}/{total}] {member.name}: finished, skipped ({run_dir.name})")
       continue
-    for stage in STAGES:
+    for stage in sweep["stages"]:
       log(f"[{i}/{total}] {member.name}: {stage}  ({time.time() - t0:.0f} s)")
       pipeline.run(member.config, run_dir, progress=progress, stages=(stage,))
   log(f"sweep done: {total} members in {workdir} ({time.time() - t0:.0f} s)")

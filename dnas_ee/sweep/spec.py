@@ -27,6 +27,7 @@ from pathlib import Path
 from dnas_ee.config import ConfigError, apply_overrides, load_config_file
 
 COSTS = ("macs", "latency_s", "energy_j", "edp")
+SWEEP_STAGES = ("search", "derive", "retrain", "calibrate", "evaluate", "inherited")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,10 +61,10 @@ def load_sweep(path) -> dict:
   if not hasattr(module, "get_sweep"):
     raise ConfigError(f"sweep file {path} has no get_sweep() function")
   sweep = dict(module.get_sweep())
-  unknown = set(sweep) - {"configs", "overrides", "settings", "methods", "seeds", "cost"}
+  unknown = set(sweep) - {"configs", "overrides", "settings", "methods", "seeds", "cost", "stages"}
   if unknown:
     raise ConfigError(f"sweep file {path}: unknown keys {sorted(unknown)}; use configs, overrides, "
-                      "settings, methods, seeds, cost")
+                      "settings, methods, seeds, cost, stages")
   if not sweep.get("configs"):
     raise ConfigError(f"sweep file {path}: 'configs' must map a label to a config file")
   sweep.setdefault("overrides", [])
@@ -71,6 +72,12 @@ def load_sweep(path) -> dict:
   sweep.setdefault("methods", {"dnas": []})
   sweep.setdefault("seeds", (0,))
   sweep.setdefault("cost", "macs")
+  # The stages every member runs: the whole pipeline, or e.g. ("search", "derive",
+  # "inherited") for a one-shot sweep (the derived architecture in the supernet).
+  sweep["stages"] = tuple(sweep.get("stages", SWEEP_STAGES[:-1]))
+  bad = [s for s in sweep["stages"] if s not in SWEEP_STAGES]
+  if bad:
+    raise ConfigError(f"sweep file {path}: unknown stages {bad}; use some of {SWEEP_STAGES}")
   if isinstance(sweep["methods"], (list, tuple)):
     sweep["methods"] = {m: [] for m in sweep["methods"]}
   if sweep["cost"] not in COSTS:

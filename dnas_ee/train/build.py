@@ -106,7 +106,8 @@ def _arch_leaf_mask(names: tuple[str, ...]):
 
 
 def arch_optimizer(config) -> optax.GradientTransformation:
-  """Adam with DARTS's betas; weight decay on the op, bit and allocation logits only.
+  """Adam with DARTS's betas; weight decay on the op, bit and allocation logits only;
+  exit gates step ``search.gate_lr_scale`` times faster.
 
   Exit gates and thresholds get no weight decay: it would pull every gate back to
   ``beta = 0``, exactly the derive boundary. With ``exits.learn_thresholds=False``
@@ -116,7 +117,10 @@ def arch_optimizer(config) -> optax.GradientTransformation:
   not_decayed = _arch_leaf_mask(("exit_logits", "exit_thresholds"))
   parts = [optax.add_decayed_weights(s.a_weight_decay,
                                      mask=lambda a: jax.tree.map(lambda m: not m, not_decayed(a))),
-           optax.adam(s.a_lr, b1=s.a_b1, b2=s.a_b2)]
+           optax.adam(s.a_lr, b1=s.a_b1, b2=s.a_b2),
+           # Gates step gate_lr_scale x faster: one bit of decision per exit, which must
+           # leave the undecided band within the search (op logits have K-way softmaxes).
+           optax.masked(optax.scale(s.gate_lr_scale), _arch_leaf_mask(("exit_logits",)))]
   if not config.exits.learn_thresholds:
     parts.append(optax.masked(optax.set_to_zero(), _arch_leaf_mask(("exit_thresholds",))))
   return optax.chain(*parts)

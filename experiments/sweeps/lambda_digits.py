@@ -1,0 +1,20 @@
+"""Does the search respond to the cost? Digits (the default config, EDP on edge_tpu_like),
+one search per lambda, each point the derived architecture inside the trained supernet
+(inherited weights, zero temperature; dnas_ee.stages.inherited), on the test split.
+
+    dnas-ee sweep --sweep experiments/sweeps/lambda_digits.py --workdir runs/lambda_digits
+    python -m dnas_ee.sweep.front --workdir runs/lambda_digits --out experiments/results/lambda_digits
+"""
+LAMBDAS = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0)
+
+
+def get_sweep():
+  return dict(
+      configs={"digits": "experiments/configs/digits.py"},
+      settings={f"lambda {lam:g}": [f"--config.loss.lam.kind=constant",
+                                    f"--config.loss.lam.start={lam}",
+                                    f"--config.loss.lam.end={lam}"] for lam in LAMBDAS},
+      methods={"dnas": []},
+      seeds=(0,),
+      cost="edp",
+      stages=("search", "derive", "inherited"))
