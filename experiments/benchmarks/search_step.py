@@ -20,7 +20,8 @@ Extra ``--config.a.b=v`` arguments apply to every space (e.g. ``--config.hw.acce
 to price the search in MACs instead of the config's accelerator LUT).
 
 JSON: ``spaces[space][mode]`` holds ``search_over_plain``, ``search_images_per_s``,
-``plain_images_per_s``, ``compile_s``, ``cached_compile_s`` and the rest; a mode the
+``plain_images_per_s``, ``compile_s`` (trace + lower + XLA compile; ``lower_s`` of it is
+tracing and lowering), ``cached_compile_s`` and the rest; a mode the
 library rejects holds ``error`` (the config validation's message).
 """
 from __future__ import annotations
@@ -29,7 +30,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -91,6 +91,11 @@ def device_peak():
   return stats.get("peak_bytes_in_use")
 
 
+CACHE_HITS = []
+jax.monitoring.register_event_listener(
+    lambda name, **_: CACHE_HITS.append(name) if name == "/jax/compilation_cache/cache_hits" else None)
+
+
 def bench_search(config, iters):
   """Search-step figures of one (space, mode); the plain step is measured apart."""
   shape = (8, 8, 1) if config.data.name == "digits" else (32, 32, 3)
@@ -100,14 +105,19 @@ def bench_search(config, iters):
   step_fn = jit_search_step(run.setup)
   batches = lambda i: pipeline.search_batches(run, config, i) + (run.ctx,)
   t0 = time.perf_counter()
-  compiled = step_fn.lower(run.state, *batches(0)).compile()
+  lowered = step_fn.lower(run.state, *batches(0))
+  lower_s = time.perf_counter() - t0
+  compiled = lowered.compile()
   compile_s = time.perf_counter() - t0
   # The same program again in a "new process": in-memory caches cleared, the persistent
-  # cache (enabled by main) holds the executable the first compile wrote.
+  # cache (enabled by main) holds the executable the first compile wrote; tracing and
+  # lowering to StableHLO are not cached and are paid again.
   jax.clear_caches()
+  hits = len(CACHE_HITS)
   t0 = time.perf_counter()
   jit_search_step(run.setup).lower(run.state, *batches(0)).compile()
   cached_compile_s = time.perf_counter() - t0
+  cache_hits = len(CACHE_HITS) - hits
   fresh = lambda: jax.tree.map(jnp.copy, run.state)   # the step donates its input state
   search_s = timed(step_fn, fresh(), batches, iters)
 
@@ -131,7 +141,8 @@ def bench_search(config, iters):
   cost_s = (time.perf_counter() - t0) / (iters * 10)
   return run, dict(
       batch_size=bs, search_images_per_s=bs / search_s, search_step_ms=1e3 * search_s,
-      compile_s=compile_s, cached_compile_s=cached_compile_s,
+      compile_s=compile_s, lower_s=lower_s, cached_compile_s=cached_compile_s,
+      persistent_cache_hits=cache_hits,
       xla_peak_memory_mib=(memory_of(compiled) or 0) / 2**20,
       device_peak_memory_mib=(device_peak() or 0) / 2**20,
       cost_layer_share=2 * cost_s / search_s, candidate_exits=p,
@@ -203,23 +214,6 @@ def configs(names, batch, overrides=()):
     yield name, c
 
 
-def torch_comparison(python, batch, iters, jax_plain_images_per_s):
-  """The PyTorch ResNet-20 step (torch_resnet20.py) run by ``python``; None without torch."""
-  probe = subprocess.run([python, "-c", "import torch"], capture_output=True)
-  if probe.returncode:
-    print(f"--torch: torch is not importable by {python}; pass --torch-python", flush=True)
-    return None
-  out = subprocess.run([python, str(Path(__file__).with_name("torch_resnet20.py")),
-                        "--batch", str(batch), "--iters", str(iters)],
-                       capture_output=True, text=True, check=True)
-  r = json.loads(out.stdout.strip().splitlines()[-1])
-  r["jax_plain_images_per_s"] = jax_plain_images_per_s
-  for mode in ("eager", "compile"):
-    if f"{mode}_images_per_s" in r:
-      r[f"jax_over_torch_{mode}"] = jax_plain_images_per_s / r[f"{mode}_images_per_s"]
-  return r
-
-
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--spaces", default="digits,cifar10_resnet20,cifar10_mbv2",
@@ -251,17 +245,12 @@ def main():
     if args.out:   # written after every space: a long run keeps what it measured
       Path(args.out).write_text(json.dumps(results, indent=2))
   if args.torch:
-    plain = [m.get("plain_images_per_s") for m in results["spaces"].get("cifar10_resnet20", {}).values()]
-    plain = [p for p in plain if p]
-    if not plain:
-      from train_step_profile import static_resnet_images_per_s
-      plain = [static_resnet_images_per_s(args.batch, args.iters)]
-    results["torch"] = torch_comparison(args.torch_python, args.batch, max(args.iters, 5), plain[0])
-    if results["torch"]:
-      t = results["torch"]
-      print(f"ResNet-20 training step, batch {args.batch}: JAX {plain[0]:.0f} img/s, torch eager "
-            f"{t.get('eager_images_per_s', float('nan')):.0f}, torch.compile "
-            f"{t.get('compile_images_per_s', float('nan')):.0f} img/s")
+    from train_step_profile import torch_comparison
+    results["torch"] = t = torch_comparison(args.torch_python, args.batch, max(args.iters, 5))
+    if t:
+      print(f"ResNet-20 training step, batch {args.batch}: JAX {t['jax_plain_images_per_s']:.0f} "
+            f"img/s, torch eager {t.get('eager_images_per_s', float('nan')):.0f}, torch.compile "
+            f"{t.get('compile_images_per_s', float('nan')):.0f} img/s", flush=True)
   if args.out:
     Path(args.out).write_text(json.dumps(results, indent=2))
 
