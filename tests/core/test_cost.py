@@ -109,7 +109,7 @@ def test_cost_gradients_match_finite_differences():
     tables32 = TABLES
     TABLES = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), tables32)
     try:
-      f = lambda *a: jnp.sum(_cost_of_logits(*a) * jnp.array([1.0, 0.5]))
+      f = lambda *a: jnp.sum(_cost_of_logits(*a) * jnp.array([1.0, 0.5, 0.25]))
       check_grads(f, args64, order=1, modes=["rev"], eps=1e-6, atol=1e-6, rtol=1e-5)
     finally:
       TABLES = tables32

@@ -1,5 +1,6 @@
 """The search loop: no retracing, multi-device equality, kill/resume, non-finite stop, errors."""
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,7 +98,10 @@ def test_killed_search_resumes_to_the_same_genotype(tmp_path):
 
 
 def test_nan_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path, tiny_config):
-  pipeline.search(tiny_config, tmp_path, progress=False)          # 24 finite steps, checkpoints
+  pipeline.search(tiny_config, tmp_path / "finite", progress=False)   # 24 finite steps
+  # The same checkpoints continued under a diverging config, in a dir of its own (a run
+  # dir refuses another config): the search resumes at step 24 and blows up.
+  shutil.copytree(tmp_path / "finite" / "checkpoints", tmp_path / "checkpoints")
   apply_overrides(tiny_config, ["--config.search.steps=48", "--config.search.w_lr=1e30"])
   with pytest.raises(NonFiniteError, match=r"non-finite .* at step \d+.*last good checkpoint "
                                            r"\(step 24\).*intact.*search.w_lr"):
@@ -110,11 +114,25 @@ def test_nan_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path, 
   assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(restored.params))
 
 
+BATCH_NOT_DIVISIBLE = r"""
+import jax, numpy as np
+from jax.sharding import Mesh
+from dnas_ee.train.parallel import check_batch_size
+mesh = Mesh(np.array(jax.devices()[:4]), ("data",))
+check_batch_size(32, mesh, "search.batch_size")          # divisible: fine
+try:
+  check_batch_size(30, mesh, "search.batch_size")
+except ValueError as err:
+  print("ERROR:", err)
+"""
+
+
 def test_batch_size_not_divisible_by_devices_is_an_error():
-  from jax.sharding import Mesh
-  from dnas_ee.train.parallel import check_batch_size
-  mesh = Mesh(np.array(jax.devices()[:1] * 1), ("data",))
-  check_batch_size(32, mesh, "search.batch_size")
+  result = subprocess.run([sys.executable, "-c", BATCH_NOT_DIVISIBLE], cwd=ROOT,
+                          env=subprocess_env(4), capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "ERROR:" in result.stdout and "search.batch_size" in result.stdout
+  assert "30" in result.stdout and "4" in result.stdout
 
 
 def test_missing_data_dir_is_a_clear_error(tiny_config):
