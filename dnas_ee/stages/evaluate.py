@@ -321,7 +321,34 @@ def report_markdown(summary: dict, workdir: Path, note: str = "") -> str:
   if summary.get("pareto_test"):
     lines += [f"![accuracy vs cost on the test split]({PARETO_PLOT})", ""]
   lines += [f"![exit distribution]({EXITS_PLOT})", ""]
+  lines += _search_section(workdir, g)
   return "\n".join(lines)
+
+
+def _search_section(workdir: Path, genotype: dict) -> list[str]:
+  """How the search decided: the derivation record and the trajectory plots (if any)."""
+  lines = []
+  derivation = genotype.get("derivation")
+  if derivation:
+    band = derivation["gate_band"]
+    lines += ["## How the search decided", "",
+              f"Derive rule `{derivation['rule']}`; gate probabilities at the final temperature "
+              f"{derivation['temperature']:.3g}; a gate is decided outside {band}. "
+              f"All gates decided: {derivation['all_gates_decided']}.", "",
+              "| candidate exit | gate | kept | decided | search threshold | why |",
+              "|---|---|---|---|---|---|"]
+    for e in derivation["exits"]:
+      tau = "-" if e.get("threshold") is None else f"{e['threshold']:.3f}"
+      lines.append(f"| after block {e['position']} | {e['gate']:.3f} | {e['kept']} | "
+                   f"{e['decided']} | {tau} | {e['reason']} |")
+    lines.append("")
+  plots = [("search_gates.png", "exit gates and thresholds against the search step"),
+           ("search_ops.png", "op probabilities of every branch slot against the step"),
+           ("search_bits.png", "bit-width probabilities of every group against the step")]
+  for name, alt in plots:
+    if (workdir / "plots" / name).exists():
+      lines += [f"![{alt}](plots/{name})", ""]
+  return lines
 
 
 def _exit_list(indices, positions) -> str:
