@@ -1,7 +1,7 @@
 """Differentiable hardware cost of early-exit networks: a public, reusable API.
 
 Pure functions of probabilities and dense cost tables; import them into any
-JAX training loop. See ``expected.py`` for the maths (DESIGN.md).
+JAX training loop. See ``expected.py`` for the maths (docs/design.md).
 """
 from dnas_ee.cost.discrete import discrete_exit_costs
 from dnas_ee.cost.expected import (

@@ -2,7 +2,7 @@
 
 For a chain network (backbone segment 1, exit 1, segment 2, exit 2, ..., segment
 N with the final classifier) with per-segment cost vectors ``B_n`` and per-exit
-cost vectors ``A_i``, the expected cost of one sample is DESIGN.md's
+cost vectors ``A_i``, the expected cost of one sample is docs/design.md's
 
     E[C](x) = sum_n rho_n(x) B_n + sum_i r_i(x) g_i A_i
 
@@ -120,7 +120,7 @@ def _soft_exit(exit_probs, confidences, thresholds, temperature) -> jax.Array:
     return jnp.asarray(exit_probs)
   if thresholds is None:
     raise ValueError("confidences need thresholds (a scalar or one per exit)")
-  # DESIGN.md's soft exit decision s_i = sigmoid((c_i - tau_i) / t).
+  # docs/design.md's soft exit decision s_i = sigmoid((c_i - tau_i) / t).
   return jax.nn.sigmoid((jnp.asarray(confidences) - jnp.asarray(thresholds)) / temperature)
 
 

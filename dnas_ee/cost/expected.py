@@ -1,4 +1,4 @@
-"""The expected cost of an early-exit network (DESIGN.md), as pure jittable functions.
+"""The expected cost of an early-exit network (docs/design.md), as pure jittable functions.
 
     E[C] = mean_x  sum_i  r_i(x) * ( B_i + g_i * A_i )
 

@@ -1,7 +1,7 @@
 """Backbone registry: a backbone is a stem, a list of blocks and a head, as data.
 
 Each block is one quantization group and one unit of the early-exit cost
-(``B_i`` in DESIGN.md). A new backbone is one ``register_backbone`` call whose
+(``B_i`` in docs/design.md). A new backbone is one ``register_backbone`` call whose
 function turns a config into a ``BackboneSpec``; block kinds are implemented in
 ``dnas_ee.models.blocks`` and describe their own layers here (``block_signatures``),
 so MACs and LUT keys come from the same shapes as the modules (tested against

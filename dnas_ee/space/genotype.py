@@ -104,7 +104,7 @@ def _softmax(logits, temperature: float) -> np.ndarray:
 def derive_genotype(space: SearchSpace, exit_logits, op_logits, backbone_bit_logits,
                     branch_bit_logits, *, alloc_logits=None, rule: str = "threshold",
                     top_k: int = 1, temperature: float = 1.0, thresholds=None) -> Genotype:
-  """DESIGN.md's derivation: exits where ``sigmoid(beta) > 0.5`` (or the top-k),
+  """docs/design.md's derivation: exits where ``sigmoid(beta) > 0.5`` (or the top-k),
   argmax op per slot, argmax bit width per group; on a multi-core accelerator a
   branch runs on another core where its allocation logit is positive.
 

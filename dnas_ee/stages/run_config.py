@@ -15,13 +15,15 @@ import shutil
 from pathlib import Path
 
 from dnas_ee.config import ConfigError, check_keys, config_from_json, save_config
+from dnas_ee.train.loop import is_primary
 
 STAGES = ("search", "derive", "retrain", "calibrate", "evaluate")
 # What each stage writes (glob patterns in the run dir); --restart deletes these
 # from the first affected stage on.
 ARTIFACTS = {
-    "search": ("search_metrics.jsonl", "search_arch.json", "checkpoints/search", "timing.json"),
-    "derive": ("genotype.json", "method_search.json"),
+    "search": ("search_metrics.jsonl", "search_arch.json", "checkpoints/search", "timing.json",
+               "search_trajectory.json", "plots/search_*.png", "tensorboard/search"),
+    "derive": ("genotype.json", "method_search.json", "inherited.json"),
     "retrain": ("checkpoints/retrain_*", "retrain_*_metrics.jsonl"),
     "calibrate": ("thresholds.json",),
     "evaluate": ("summary.json", "report.md", "*.png"),
@@ -123,7 +125,8 @@ def prepare_run_dir(config, workdir) -> Path:
   check_same_config(config, workdir)
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  save_config(config, workdir / "config.json")
+  if is_primary():   # multi-host: process 0 writes the run dir
+    save_config(config, workdir / "config.json")
   return workdir
 
 

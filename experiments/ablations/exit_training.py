@@ -1,4 +1,4 @@
-"""Ablation: how the derived early-exit network is retrained (DESIGN.md's known trap).
+"""Ablation: how the derived early-exit network is retrained (docs/design.md's known trap).
 
 Joint training pulls early layers towards shallow classifiers and costs the
 final exit accuracy. This sweep retrains one searched genotype with each remedy

@@ -1,4 +1,4 @@
-"""Ablation: how the derived early-exit network is retrained (DESIGN.md's known trap), 3 seeds.
+"""Ablation: how the derived early-exit network is retrained (docs/design.md's known trap), 3 seeds.
 
 Was experiments/ablations/exit_training.py (one searched genotype retrained five ways,
 one seed). Here every member is a whole run (search, derive, retrain, calibrate,
