@@ -51,6 +51,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
 #    space, so a space cut off by the timeout leaves the others.
 timeout 330 "$PY" experiments/benchmarks/search_step.py \
     --spaces digits,cifar10_resnet20,cifar10_mbv2 --modes softmax,sampled --iters 10 \
+    --config.hw.accelerator= --config.hw.objective=macs \
     --out "$RESULTS/search_step_gpu.json" 2>&1 | tee "$RESULTS/search_step_gpu.log"
 echo "benchmark: rc=${PIPESTATUS[0]} after $(( $(date +%s) - start )) s"
 
