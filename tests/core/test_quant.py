@@ -94,3 +94,20 @@ def test_impossible_bit_widths_are_rejected(bad):
 def test_bit_width_error_names_the_range():
   with pytest.raises(ValueError, match=r"impossible bit width 33 in space.bits.*\[2, 32\]"):
     check_bits((4, 33), "space.bits")
+
+
+def test_low_widths_are_not_zeroed_at_initialization():
+  """Each width clips at its own ACIQ-scaled clip: at 2 bits a shared 6.0 clip zeroed 84% of
+  N(0,1) activations (95% of the positive half of the unsigned quantizer's input)."""
+  from dnas_ee.models.layers import ActQuant, clip_ratios
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(20000,)), jnp.float32)
+  for signed, shared in ((False, 6.0), (True, 4.0)):
+    quant = ActQuant(signed=signed)
+    two_bit = jnp.asarray([1.0, 0.0, 0.0])          # one-hot at 2 bits of (2, 4, 8)
+    zeroed = float(jnp.mean(quant(x, (2, 4, 8), two_bit) == 0))
+    old = float(jnp.mean(mix_quantized_activations(x, shared, (2, 4, 8), two_bit,
+                                                   signed=signed) == 0))
+    assert zeroed < old - 0.1, (signed, zeroed, old)
+  # The 8-bit clip is the learned parameter itself; lower widths clip lower.
+  ratios = clip_ratios((2, 4, 8))
+  assert ratios[-1] == 1.0 and ratios[0] < ratios[1] < ratios[2]

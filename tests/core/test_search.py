@@ -172,3 +172,14 @@ def test_second_order_gradient_differs_from_first_order(tiny_config):
     grads[order] = np.concatenate([np.ravel(x) for x in jax.tree.leaves(g)])
   assert np.all(np.isfinite(grads["second"]))
   assert not np.allclose(grads["first"], grads["second"])
+
+
+def test_second_order_with_a_zero_unrolled_step_is_an_error(tiny_config):
+  apply_overrides(tiny_config, ["--config.search.order=second", "--config.search.unroll_lr=0.0"])
+  with pytest.raises(ValueError, match="unroll_lr=0 is the first-order gradient"):
+    pipeline.prepare_search(tiny_config)
+
+
+def test_second_order_defaults_to_darts_xi_equal_to_the_weight_lr(tiny_config):
+  apply_overrides(tiny_config, ["--config.search.order=second", "--config.search.w_lr=0.07"])
+  assert pipeline.prepare_search(tiny_config).setup.unroll_lr == pytest.approx(0.07)
