@@ -3,9 +3,11 @@
 For every group (config, setting, method) and metric: ``mean``, ``std`` (sample
 standard deviation, ``ddof=1``) and the 95% confidence interval of the mean,
 ``mean +- t_{0.975, n-1} * std / sqrt(n)`` (Student's t, ``scipy.stats.t``), over
-the group's seeds. Written as markdown (``table.md``), CSV (``table.csv``) and a
-Pareto plot (``pareto.png``: accuracy against the chosen cost, one marker per
-member, group means with standard-deviation error bars).
+the group's seeds. Written as markdown (``table.md``), CSV and a Pareto plot
+(``pareto.png``: accuracy against the chosen cost, one marker per member, group
+means with standard-deviation error bars). ``table.csv`` has one row per member
+(``MEMBER_COLUMNS``: accuracy as a fraction, costs as modelled per sample, in SI
+units, so a script can redo any statistic); ``groups.csv`` the statistics above.
 """
 from __future__ import annotations
 
@@ -32,6 +34,14 @@ METRICS = (
     ("measured_s", "measured latency, batch 1 (us)", 1e6, ("measured", "early_exit", "median_s")),
     ("search_s", "search wall-clock (s)", 1.0, ("search_s",)),
 )
+
+
+# table.csv: one row per member, the summary's figures unscaled (accuracy a fraction;
+# MACs, seconds, joules and joule-seconds per sample; measured_latency_s: batch 1).
+MEMBER_COLUMNS = ("config", "setting", "method", "seed", "dir", "accuracy", "static_accuracy",
+                  "macs", "latency_s", "energy_j", "edp", "measured_latency_s", "search_s")
+_MEMBER_PATHS = {key: path for key, _, _, path in METRICS} | {
+    "measured_latency_s": ("measured", "early_exit", "median_s")}
 
 
 def spread(values) -> dict:
@@ -137,6 +147,20 @@ def to_csv(groups: list[dict]) -> str:
   return buf.getvalue()
 
 
+def members_csv(rows) -> str:
+  """One CSV row per member (``MEMBER_COLUMNS``); empty cells where a member has no summary."""
+  buf = io.StringIO()
+  writer = csv.DictWriter(buf, fieldnames=MEMBER_COLUMNS)
+  writer.writeheader()
+  for r in rows:
+    row = {k: r[k] for k in ("config", "setting", "method", "seed", "dir")}
+    for key in MEMBER_COLUMNS[5:]:
+      value = _get(r["summary"], _MEMBER_PATHS[key]) if r["summary"] is not None else None
+      row[key] = "" if value is None else repr(value)
+    writer.writerow(row)
+  return buf.getvalue()
+
+
 def pareto_plot(rows, groups, cost: str, path) -> None:
   """Accuracy against ``cost`` of the early-exit network: members and group means."""
   import matplotlib
@@ -171,7 +195,8 @@ def pareto_plot(rows, groups, cost: str, path) -> None:
 
 
 def write_table(workdir, *, sweep=None, cost=None) -> str:
-  """Writes ``table.md``, ``table.csv`` and ``pareto.png`` into ``workdir``; returns the markdown."""
+  """Writes ``table.md``, ``table.csv`` (per member), ``groups.csv`` (per group) and
+  ``pareto.png`` into ``workdir``; returns the markdown."""
   workdir = Path(workdir)
   rows = member_rows(workdir, sweep)
   groups = aggregate(rows)
@@ -183,6 +208,7 @@ def write_table(workdir, *, sweep=None, cost=None) -> str:
   if missing:
     text += f"\n{missing} of {len(rows)} members have no summary.json yet (not in the table).\n"
   (workdir / "table.md").write_text(text)
-  (workdir / "table.csv").write_text(to_csv(groups))
+  (workdir / "table.csv").write_text(members_csv(rows))
+  (workdir / "groups.csv").write_text(to_csv(groups))
   pareto_plot(rows, groups, cost, workdir / "pareto.png")
   return text

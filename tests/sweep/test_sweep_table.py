@@ -44,6 +44,29 @@ def test_table_groups_members_and_reports_the_interval():
   assert "accuracy_ci95_lo" in to_csv(groups).splitlines()[0]
 
 
+def test_table_csv_has_one_row_per_member_in_si_units(tmp_path):
+  import csv
+  from dnas_ee.sweep.table import MEMBER_COLUMNS, write_table
+  summary = dict(early_exit=dict(accuracy=0.875, macs=2.0e7, latency_s=9.0e-5, energy_j=3.0e-5,
+                                 edp=2.7e-9),
+                 static=dict(accuracy=0.9), measured=dict(early_exit=dict(median_s=7.5e-4)),
+                 search_s=12.5)
+  members = [dict(dir="m0", config="c", setting="default", method="dnas", seed=0),
+             dict(dir="m1", config="c", setting="default", method="dnas", seed=1)]
+  (tmp_path / "m0").mkdir()
+  (tmp_path / "m0" / "summary.json").write_text(json.dumps(summary))
+  (tmp_path / "sweep.json").write_text(json.dumps(dict(sweep="s.py", cost="edp", members=members)))
+  write_table(tmp_path)
+  rows = list(csv.DictReader((tmp_path / "table.csv").open()))
+  assert tuple(rows[0]) == MEMBER_COLUMNS
+  assert [(r["method"], r["seed"], r["dir"]) for r in rows] == [("dnas", "0", "m0"), ("dnas", "1", "m1")]
+  got = {k: float(rows[0][k]) for k in MEMBER_COLUMNS[5:]}
+  assert got == dict(accuracy=0.875, static_accuracy=0.9, macs=2.0e7, latency_s=9.0e-5,
+                     energy_j=3.0e-5, edp=2.7e-9, measured_latency_s=7.5e-4, search_s=12.5)
+  assert all(rows[1][k] == "" for k in MEMBER_COLUMNS[5:])     # no summary yet: empty cells
+  assert "accuracy_ci95_lo" in (tmp_path / "groups.csv").read_text().splitlines()[0]
+
+
 def test_changed_member_config_gets_a_new_run_dir(tmp_path):
   sweep_file = tmp_path / "s.py"
   body = ("def get_sweep():\n  return dict(configs={{'d': 'experiments/configs/digits.py'}}, "
