@@ -19,7 +19,7 @@ BEGIN, END = "<!-- speed-tables:begin -->", "<!-- speed-tables:end -->"
 
 def search_table(results: dict) -> str:
   lines = [f"Search step ({results['platform']}, {results.get('device', '')}, batch "
-           f"{results.get('batch_size', 64)}, {results.get('iters', '?')} timed iterations; "
+           f"{results.get('batch_size', 64)}, {results.get('iters', '?')} timed iterations, wall time; "
            f"`{results.get('command', 'search_step.py')}`):", "",
            "| space | mode | search img/s | plain img/s | search / plain | compile (s) | "
            "compile from cache (s) | XLA mem (MiB) |",
@@ -33,22 +33,32 @@ def search_table(results: dict) -> str:
                    f"{r['plain_images_per_s']:.1f} | {r['search_over_plain']:.2f} | "
                    f"{r['compile_s']:.0f} | {r.get('cached_compile_s', float('nan')):.1f} | "
                    f"{r['xla_peak_memory_mib']:.0f} |")
-  t = results.get("torch")
-  if t:
-    lines += ["", f"ResNet-20 training step at batch {t['batch_size']}, same machine (torch "
-              f"{t['torch']}, {t['threads']} threads):", "",
-              "| JAX (dnas-ee, 8-bit QAT) | torch eager, channels-last (float) | "
-              "torch.compile, channels-last (float) | JAX / torch.compile |", "|---|---|---|---|",
-              f"| {t['jax_plain_images_per_s']:.0f} img/s | "
-              f"{t.get('eager_images_per_s', float('nan')):.0f} img/s | "
-              f"{t.get('compile_images_per_s', float('nan')):.0f} img/s | "
-              f"{t.get('jax_over_torch_compile', float('nan')):.2f} |"]
+  lines += torch_lines(results.get("torch"))
   return "\n".join(lines)
+
+
+def torch_lines(t: dict | None) -> list[str]:
+  if not t:
+    return []
+  clock = {"cpu": "process CPU time", "wall": "wall time"}.get(t.get("clock"), "wall time")
+  return ["", f"ResNet-20 training step at batch {t['batch_size']}, same machine, timed on "
+          f"{clock} (torch {t['torch']}, {t['threads']} threads; JAX timed just before and after "
+          f"the torch process, the better kept):", "",
+          "| JAX (dnas-ee, 8-bit QAT) | torch eager, channels-last (float) | "
+          "torch.compile, channels-last (float) | JAX / torch eager | JAX / torch.compile |",
+          "|---|---|---|---|---|",
+          f"| {t['jax_plain_images_per_s']:.0f} img/s | "
+          f"{t.get('eager_images_per_s', float('nan')):.0f} img/s | "
+          f"{t.get('compile_images_per_s', float('nan')):.0f} img/s | "
+          f"{t.get('jax_over_torch_eager', float('nan')):.2f} | "
+          f"{t.get('jax_over_torch_compile', float('nan')):.2f} |"]
 
 
 def profile_table(p: dict) -> str:
   step = p["step_ms"]
-  lines = [f"Plain ResNet-20 training step ({p['platform']}, batch {p['batch_size']}, 8-bit "
+  clock = {"cpu": "process CPU time, all threads", "wall": "wall time"}.get(p.get("clock"), "wall time")
+  lines = [f"`{p.get('command', 'train_step_profile.py')}` ({clock}):", "",
+           f"Plain ResNet-20 training step ({p['platform']}, batch {p['batch_size']}, 8-bit "
            f"weights and activations): {step:.0f} ms, {p['images_per_s']:.0f} img/s"
            + (f"; batch 128: {p['images_per_s_batch128']:.0f} img/s" if "images_per_s_batch128" in p
               else "") + ".", "",
@@ -60,6 +70,12 @@ def profile_table(p: dict) -> str:
             f"ms" + (f"; filter gradient as an im2col matmul {p['filter_grad_patches_ms']:.1f} ms "
                       f"against XLA's {p['breakdown_ms']['conv_filter_grad']:.1f} ms"
                       if "filter_grad_patches_ms" in p else "") + "."]
+  flags = p.get("xla_flags_step_ms")
+  if flags:
+    lines += ["", "| XLA_FLAGS | whole step (ms), own process, best of 2 turns |", "|---|---|"]
+    lines += [f"| {k or '(default)'} | " + (f"{v:.1f}" if isinstance(v, float) else v) + " |"
+              for k, v in flags.items()]
+  lines += torch_lines(p.get("torch"))
   return "\n".join(lines)
 
 
