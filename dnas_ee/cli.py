@@ -57,7 +57,11 @@ def _parser() -> argparse.ArgumentParser:
   cal = sub.add_parser("calibrate", help="calibrate per-exit thresholds of a retrained run")
   cal.add_argument("--workdir", required=True)
   cal.add_argument("--mode", choices=("accuracy_floor", "budget"), default="accuracy_floor")
-  cal.add_argument("--max-drop", type=float, default=0.5, help="accuracy_floor: points below the final exit")
+  cal.add_argument("--max-drop", type=float, default=0.5,
+                   help="accuracy_floor: points below the reference's calib accuracy")
+  cal.add_argument("--reference", choices=("static", "final_exit"), default="static",
+                   help="accuracy_floor: the static network trained alone (default, the honest "
+                        "baseline) or the early-exit network's own final exit")
   cal.add_argument("--budget", type=float, default=0.5, help="budget: cost as a fraction of the static backbone")
   lut = sub.add_parser("lut", help="accelerator lookup tables")
   lut_sub = lut.add_subparsers(dest="lut_command", required=True)
@@ -154,7 +158,8 @@ def main(argv=None) -> int:
       from dnas_ee.stages.calibrate import calibrate_run
       from dnas_ee.stages.run_config import check_calibration_target
       check_calibration_target(args.mode, args.max_drop, args.budget)
-      calibrate_run(args.workdir, mode=args.mode, max_drop=args.max_drop, budget=args.budget)
+      calibrate_run(args.workdir, mode=args.mode, max_drop=args.max_drop, budget=args.budget,
+                    reference=args.reference)
       if (Path(args.workdir) / "summary.json").exists():
         print(f"note: {Path(args.workdir) / 'summary.json'} predates these thresholds: run "
               f"`dnas-ee evaluate --workdir {args.workdir}` to refresh it")

@@ -225,7 +225,8 @@ def calibrate(config, workdir):
       print("calibrate: the derived network has no early exit; nothing to calibrate")
     (Path(workdir) / "thresholds.json").unlink(missing_ok=True)
     return None
-  return calibrate_run(workdir, mode=c.mode, max_drop=c.max_drop, budget=c.budget)
+  return calibrate_run(workdir, mode=c.mode, max_drop=c.max_drop, budget=c.budget,
+                       reference=c.reference)
 
 
 def run(config, workdir, *, progress: bool = True, stages=STAGES) -> dict | None:

@@ -36,7 +36,8 @@ CALIBRATION_FILE = "calibration.json"
 
 
 def calibrate_run(workdir, *, mode: str, max_drop: float = 0.5, budget: float = 0.5,
-                  num_candidates: int = 16, verbose: bool = True) -> Calibration:
+                  num_candidates: int = 16, verbose: bool = True,
+                  reference: str = "final_exit") -> Calibration:
   """Calibrates the thresholds of the run in ``workdir`` on its calib split.
 
   Args:
@@ -46,6 +47,12 @@ def calibrate_run(workdir, *, mode: str, max_drop: float = 0.5, budget: float = 
       whose expected cost is at most ``budget`` x the static backbone's).
     max_drop: accuracy_floor: allowed drop in percentage points.
     budget: budget: cost as a fraction of the static backbone's.
+    reference: accuracy_floor: the floor is ``max_drop`` points below the calib
+      accuracy of the network's own final exit ('final_exit') or of the static
+      network trained alone with the same budget ('static', the honest baseline:
+      joint exit training can cost the final exit accuracy). When no setting reaches
+      the static floor, the cheapest setting with no loss against the network's own
+      final exit is taken, and the record says so.
     num_candidates: candidate thresholds per exit (quantiles of its confidences).
     verbose: print the result.
 
@@ -82,7 +89,20 @@ def calibrate_run(workdir, *, mode: str, max_drop: float = 0.5, budget: float = 
   obj = objective_costs(config.hw.objective, costs, static,
                         config.loss.metric_weights.to_dict())
   common = dict(branch_cost=obj.branch, num_candidates=num_candidates)
-  if mode == "accuracy_floor":
+  note = obj.note
+  if mode == "accuracy_floor" and reference == "static":
+    _, s_setup, s_state = load_trained(config, workdir, "static")
+    s_logits = exit_logits(s_setup, s_state, data.calib.images, config.evaluate.batch_size)
+    static_correct = int(np.sum(s_logits[-1].argmax(-1) == data.calib.labels))
+    try:
+      cal = calibrate_accuracy_floor(conf, correct, obj.cumulative, max_drop=max_drop,
+                                     reference_correct=static_correct, **common)
+    except ValueError:
+      cal = calibrate_accuracy_floor(conf, correct, obj.cumulative, max_drop=0.0, **common)
+      note = ((note + "; ") if note else "") + (
+          f"the static floor ({100 * static_correct / len(conf):.2f}% - {max_drop:g} points) is "
+          f"out of reach of this network: thresholds with no loss against its own final exit")
+  elif mode == "accuracy_floor":
     cal = calibrate_accuracy_floor(conf, correct, obj.cumulative, max_drop=max_drop, **common)
   else:
     cal = calibrate_budget(conf, correct, obj.cumulative, budget=budget,
@@ -94,7 +114,8 @@ def calibrate_run(workdir, *, mode: str, max_drop: float = 0.5, budget: float = 
       parameter=cal.parameter, metric=obj.metric, split="calib", calib_samples=int(len(conf)),
       accuracy=cal.accuracy, expected_cost=cal.expected_cost, reference_cost=obj.reference,
       cost_ratio=cal.expected_cost / obj.reference, exit_rates=np.asarray(cal.exit_rates).tolist(),
-      dead_exits=list(cal.dead_exits), pruned=cal.pruned, note=obj.note)
+      dead_exits=list(cal.dead_exits), pruned=cal.pruned, note=note,
+      floor_reference=reference if mode == "accuracy_floor" else None)
   if is_primary():   # a multi-host run computes the same thresholds on every host
     (workdir / THRESHOLDS_FILE).write_text(json.dumps(record, indent=1, allow_nan=False))
     (workdir / CALIBRATION_FILE).write_text(cal.to_json())

@@ -219,3 +219,20 @@ def test_front_arrays_are_consistent():
     r = evaluate_thresholds(CONF, CORRECT, CUM_COST, t)
     assert r["accuracy"] == acc and r["expected_cost"] == pytest.approx(cost)
     np.testing.assert_allclose(r["exit_rates"], rates)
+
+
+def test_accuracy_floor_against_the_static_network():
+  """The floor can be the static network's accuracy (the honest baseline), not the final exit's."""
+  # Static network: 4/4 on these samples -> with no drop only tau = (0.9, 0.8) (4/4) qualifies.
+  cal = calibrate_accuracy_floor(CONF, CORRECT, CUM_COST, max_drop=0.0, candidates=CANDIDATES,
+                                 reference_correct=4)
+  np.testing.assert_array_equal(cal.thresholds[:2], [0.9, 0.8])
+  assert cal.accuracy == 1.0 and cal.expected_cost == pytest.approx(2.25)
+  # Static network 2/4: the cheapest setting (2/4 at cost 1.5) is allowed.
+  cal = calibrate_accuracy_floor(CONF, CORRECT, CUM_COST, max_drop=0.0, candidates=CANDIDATES,
+                                 reference_correct=2)
+  assert cal.accuracy == 0.5 and cal.expected_cost == pytest.approx(1.5)
+  # Out of reach (5 of 4 is impossible): one clear error naming the static network.
+  with pytest.raises(ValueError, match="static network alone"):
+    calibrate_accuracy_floor(CONF, CORRECT, CUM_COST, max_drop=0.0, candidates=CANDIDATES,
+                             reference_correct=5)

@@ -123,7 +123,8 @@ def _result(best, front, mode, parameter, target, reference_cost, final_correct,
 def calibrate_accuracy_floor(conf, correct, cum_cost, *, max_drop: float, candidates=None,
                              branch_cost=None, num_candidates: int = 16,
                              exhaustive_limit: int = 200_000,
-                             options: SearchOptions | None = None) -> Calibration:
+                             options: SearchOptions | None = None,
+                             reference_correct: int | None = None) -> Calibration:
   """Cheapest thresholds whose accuracy stays within ``max_drop`` points of the final exit.
 
   Minimizes the expected cost subject to ``accuracy >= final_only_accuracy -
@@ -139,6 +140,8 @@ def calibrate_accuracy_floor(conf, correct, cum_cost, *, max_drop: float, candid
     num_candidates: used only when ``candidates`` is None.
     exhaustive_limit: grids up to this size are searched exactly.
     options: the approximate search for larger grids (``SearchOptions``).
+    reference_correct: correct samples of the reference network on the same split
+      (the static network trained alone: the honest floor); None: the final exit.
 
   Returns:
     A ``Calibration`` with ``mode='accuracy_floor'``, ``parameter=max_drop``.
@@ -156,18 +159,21 @@ def calibrate_accuracy_floor(conf, correct, cum_cost, *, max_drop: float, candid
                      f"{max_drop} (1.0 means one point, i.e. 0.01 in accuracy)")
 
   def target_of(n, final_correct, _):
-    return final_correct - math.floor(n * max_drop / 100 + 1e-9)
+    base = final_correct if reference_correct is None else int(reference_correct)
+    return base - math.floor(n * max_drop / 100 + 1e-9)
 
   best, front, target, final_correct, final_cost = _calibrate(
       conf, correct, cum_cost, candidates, branch_cost, num_candidates, exhaustive_limit,
       options, "accuracy_floor", target_of)
   n = front.num_samples
-  floor = final_correct / n - max_drop / 100
+  base = final_correct if reference_correct is None else int(reference_correct)
+  floor = base / n - max_drop / 100
   if best is None:
-    raise ValueError(f"no threshold setting reaches the accuracy floor {floor:.4f} (final exit "
-                     f"alone {final_correct / n:.4f} minus {max_drop} points); the best found is "
-                     f"{front.accuracy.max():.4f}: add +inf (disabled) to every exit's "
-                     f"candidates or raise max_drop")
+    which = "final exit" if reference_correct is None else "static network"
+    raise ValueError(f"no threshold setting reaches the accuracy floor {floor:.4f} ({which} "
+                     f"alone {base / n:.4f} minus {max_drop} points); the best found is "
+                     f"{front.accuracy.max():.4f}: raise max_drop, or add +inf (disabled) to "
+                     f"every exit's candidates")
   return _result(best, front, "accuracy_floor", max_drop, floor, None, final_correct,
                  final_cost, branch_cost is not None)
 
