@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-MODULES = ["accelerator", "analytic", "bit_scaling", "lut", "multicore", "space_lut", "units",
+MODULES = ["accelerator", "analytic", "bit_scaling", "lut", "core_transfer", "space_lut", "units",
            "zigzag_model"]
 
 

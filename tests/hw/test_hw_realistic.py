@@ -64,15 +64,17 @@ def _row_groups(lut):
 @pytest.mark.parametrize("name", list_accelerators())
 @pytest.mark.parametrize("model", ["zigzag", "analytic"])
 def test_shipped_luts_cost_no_more_at_fewer_bits(name, model):
-  """Energy and latency never rise as both widths fall (2 <= 4 <= 8), in both models."""
+  """Energy never rises as both widths fall (2 <= 4 <= 8), in both models; latency neither,
+  except (ZigZag only, documented in hwmodels/README.md) by a few cycles on small layers
+  whose fixed mapping stalls differently at another precision: at most 3% here."""
   lut = load_lut(default_lut_path(name, model))
-  pairs = 0
+  pairs, latency_slack = 0, 0.03 if model == "zigzag" else 1e-9
   for op, by_bits in _row_groups(lut).items():
     widths = sorted(b for b in by_bits if b[0] == b[1])
     for low, high in zip(widths, widths[1:]):
       lo, hi = by_bits[low], by_bits[high]
       assert lo.energy_j <= hi.energy_j * (1 + 1e-9), (op, low, high)
-      assert lo.latency_s <= hi.latency_s * (1 + 1e-9), (op, low, high)
+      assert lo.latency_s <= hi.latency_s * (1 + latency_slack), (op, low, high, lo, hi)
       pairs += 1
   assert pairs > 100
 

@@ -75,7 +75,7 @@ def test_lut_rows_equal_direct_zigzag(name, tmp_path):
   pool = OpSignature("avgpool", 8, 8, 16, 16, kernel=2, stride=2)
   lut = build_lut(SIGS + [pool], acc, model="zigzag", workers=1, progress=False)
   version = zz.zigzag_version()
-  assert (lut.model_name, lut.model_version) == ("zigzag", f"{version}-fixed")
+  assert (lut.model_name, lut.model_version) == ("zigzag", f"{version}-onchip-fixed")
   assert lut.lookup(pool) == evaluate_analytic(pool, acc)        # pools fall back, and say so
   assert lut.lookup(pool).model == "analytic-2"
   for sig in SIGS:
