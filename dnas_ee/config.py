@@ -42,7 +42,10 @@ def base_config() -> ml_collections.ConfigDict:
                  bits=(2, 4, 8), edge_bits=8)
   # search_threshold: the initial exit thresholds tau_i, which the search learns
   # (learn_thresholds) on the validation split with the same objective.
+  # thresholds_as_placed: the thresholds learn the operating point of a placed exit (gate 1),
+  # so a closing gate does not freeze its threshold (dnas_ee.train.objective).
   c.exits = dict(confidence="max_prob", search_threshold=0.9, learn_thresholds=True,
+                 thresholds_as_placed=True,
                  threshold_temperature=schedule("exponential", 0.1, 0.02))
   c.search = dict(
       steps=600, batch_size=64, warmup_steps=150, order="first", unroll_lr=-1.0,

@@ -72,6 +72,7 @@ def build_objective(config, space: SearchSpace, source: CostSource):
   spec = ObjectiveSpec(
       positions=tuple(b.position for b in space.branches), confidence=config.exits.confidence,
       task=config.loss.task, weight_task=config.loss.weight_task,
+      thresholds_as_placed=config.exits.thresholds_as_placed,
       aux_weight=config.loss.aux_weight, penalty=config.loss.penalty,
       target=config.loss.target, objective=config.hw.objective, metrics=tables.metrics, lam=lam,
       multicore=acc is not None)

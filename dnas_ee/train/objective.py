@@ -50,6 +50,7 @@ class ObjectiveSpec:
   confidence: str = "max_prob"
   task: str = "expected"          # the architecture step's task loss
   weight_task: str = "weighted_sum"   # the weight step's ('same': the architecture step's loss)
+  thresholds_as_placed: bool = True   # learned thresholds get the gradient of a placed exit
   aux_weight: float = 0.5
   penalty: str = "linear"
   target: float = 0.5
@@ -178,23 +179,42 @@ def search_objective(spec: ObjectiveSpec, ctx: CostContext, logits: list, labels
     metrics: dict of scalars (and per-exit vectors) for logging.
   """
   cost_arch = arch if cost_arch is None else cost_arch
-  thresholds = ctx.thresholds if arch.thresholds is None else arch.thresholds
+  learned = arch.thresholds is not None
+  thresholds = arch.thresholds if learned else ctx.thresholds
   stacked = jnp.stack(logits, axis=1)                          # [B, E, K]
   ce = optax.softmax_cross_entropy_with_integer_labels(stacked, labels[:, None])  # [B, E]
   conf = jnp.stack([confidence(l, spec.confidence) for l in logits[:-1]], axis=1)
-  soft = soft_exit_decision(conf, thresholds[None, :], relax)
-  _, leave = exit_probabilities(arch.gates, soft)
   weighted = jnp.mean(ce, axis=0) @ ctx.exit_weights
   task_kind = spec.task if phase == "arch" or spec.weight_task == "same" else spec.weight_task
   with_penalty = phase == "arch" or spec.weight_task == "same"
-  if task_kind == "expected":
-    task = jnp.mean(jnp.sum(leave * ce, axis=1))
-    aux = spec.aux_weight * weighted
-  else:
-    task, aux = weighted, jnp.zeros(())
-  penalty, cost, ratio = search_cost(spec, ctx, cost_arch, soft)
   lam = spec.lam(step)
-  loss = task + aux + (lam * penalty if with_penalty else 0.0)
+
+  def objective(tau, gates, cost_probs, conf, ce):
+    soft = soft_exit_decision(conf, tau[None, :], relax)
+    _, leave = exit_probabilities(gates, soft)
+    if task_kind == "expected":
+      task = jnp.mean(jnp.sum(leave * ce, axis=1))
+    else:
+      task = weighted
+    penalty, cost, ratio = search_cost(spec, ctx, cost_probs, soft)
+    return task + (lam * penalty if with_penalty else 0.0), (task, penalty, cost, ratio, leave)
+
+  placed = learned and spec.thresholds_as_placed and phase == "arch" and task_kind == "expected"
+  tau = jax.lax.stop_gradient(thresholds) if placed else thresholds
+  main, (task, penalty, cost, ratio, leave) = objective(tau, arch.gates, cost_arch, conf, ce)
+  aux = spec.aux_weight * weighted if task_kind == "expected" else jnp.zeros(())
+  loss = main + aux
+  if placed:
+    # The thresholds learn the operating point each exit would have if it were placed
+    # (every gate at 1, nothing else differentiated): with the joint gradient, scaled by
+    # g_i, a gate that closes early freezes its threshold, and a frozen high threshold
+    # makes the exit pure cost, which closes the gate for good. The gate then decides on
+    # the value of the exit at that operating point. This term adds gradient, not value.
+    sg = jax.lax.stop_gradient
+    ones = jnp.ones_like(arch.gates)
+    opened = dataclasses.replace(sg(cost_arch), gates=ones)
+    as_placed, _ = objective(thresholds, ones, opened, sg(conf), sg(ce))
+    loss = loss + as_placed - sg(as_placed)
   correct = (jnp.argmax(stacked, -1) == labels[:, None]).astype(jnp.float32)
   metrics = dict(loss=loss, task=task, aux=aux, penalty=penalty, lam=lam,
                  cost_ratio=ratio, exit_accuracy=jnp.mean(correct, 0),

@@ -5,7 +5,7 @@ one search per lambda, each point the derived architecture inside the trained su
     dnas-ee sweep --sweep experiments/sweeps/lambda_digits.py --workdir runs/lambda_digits
     python -m dnas_ee.sweep.front --workdir runs/lambda_digits --out experiments/results/lambda_digits
 """
-LAMBDAS = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0)
+LAMBDAS = (0.3, 1.0, 3.0, 0.1, 0.0)   # run in this order (the front sorts by lambda)
 
 
 def get_sweep():
