@@ -50,7 +50,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.search = dict(
       steps=600, batch_size=64, warmup_steps=150, order="first", unroll_lr=-1.0,
       w_lr=0.05, w_momentum=0.9, w_weight_decay=3e-4, grad_clip=5.0,
-      a_lr=3e-3, a_b1=0.5, a_b2=0.999, a_weight_decay=1e-3, gate_lr_scale=5.0,
+      a_lr=3e-3, a_b1=0.5, a_b2=0.999, a_weight_decay=1e-3, gate_lr_scale=1.0,
       op_temperature=schedule("exponential", 1.0, 0.2), mixture_mode="softmax", gate_mode="sigmoid",
       log_every=25, checkpoint_every=100, keep_checkpoints=2)
   # task: the architecture step's task loss; weight_task: the weight step's (no
