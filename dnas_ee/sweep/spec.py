@@ -86,6 +86,13 @@ def load_sweep(path) -> dict:
   return sweep
 
 
+def lambda_settings(lams) -> dict:
+  """Sweep settings ``{"lambda X": overrides}`` holding the penalty weight constant at X
+  for the whole search (a lambda sweep's axis)."""
+  return {f"lambda {lam:g}": ["--config.loss.lam.kind=constant", f"--config.loss.lam.start={lam}",
+                              f"--config.loss.lam.end={lam}"] for lam in lams}
+
+
 def _slug(text: str) -> str:
   return re.sub(r"[^A-Za-z0-9.]+", "_", text).strip("_")
 
