@@ -42,7 +42,7 @@ def score_arch(graphdef, params, arch_logits, stats, arch: ArchProbs, images, la
 
   Returns:
     (accuracy, expected costs [M], cost): the cost is the configured objective
-    relative to the static reference (``cost_term`` in its linear form: the
+    relative to the static reference (``search_cost`` in its linear form: the
     weighted ``E[C]/C_ref``, or ``EDP/EDP_ref``).
   """
   model = nnx.merge(graphdef, params, arch_logits, stats, copy=True)

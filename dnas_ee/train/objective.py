@@ -113,31 +113,27 @@ def exit_costs(spec: ObjectiveSpec, ctx: CostContext, arch) -> jax.Array:
           .at[:, en].add(energy_extra))
 
 
+def _exit_costs_and_leave(spec: ObjectiveSpec, ctx: CostContext, arch, soft: jax.Array):
+  """(``[P + 1, M]`` cost of leaving at each exit, ``[B, P + 1]`` exit probabilities)."""
+  _, leave = exit_probabilities(arch.gates, soft)
+  return exit_costs(spec, ctx, arch), leave
+
+
+def _edp(spec: ObjectiveSpec, paths: jax.Array, leave: jax.Array) -> jax.Array:
+  lat, en = spec.metrics.index("latency_s"), spec.metrics.index("energy_j")
+  return jnp.mean(expected_product_per_sample(leave, paths[:, lat], paths[:, en]))
+
+
 def expected_costs(spec: ObjectiveSpec, ctx: CostContext, arch, soft: jax.Array) -> jax.Array:
   """``E[C]`` [M] over the batch (single- or multi-core, see ``exit_costs``)."""
-  _, leave = exit_probabilities(arch.gates, soft)
-  return jnp.mean(leave @ exit_costs(spec, ctx, arch), axis=0)
+  paths, leave = _exit_costs_and_leave(spec, ctx, arch, soft)
+  return jnp.mean(leave @ paths, axis=0)
 
 
 def expected_edp(spec: ObjectiveSpec, ctx: CostContext, arch, soft: jax.Array) -> jax.Array:
   """``E[latency x energy]``: the mean over samples of the per-sample product, taken over
   the exit each sample leaves by (as evaluation computes it), not ``E[lat] E[en]``."""
-  lat, en = spec.metrics.index("latency_s"), spec.metrics.index("energy_j")
-  _, leave = exit_probabilities(arch.gates, soft)
-  paths = exit_costs(spec, ctx, arch)
-  return jnp.mean(expected_product_per_sample(leave, paths[:, lat], paths[:, en]))
-
-
-def cost_term(spec: ObjectiveSpec, ctx: CostContext, expected: jax.Array) -> jax.Array:
-  """The penalty before ``lambda`` from ``E[C]`` [M] (weighted metrics).
-
-  EDP needs the per-sample product, which ``E[C]`` no longer holds: use ``search_cost``.
-  """
-  if spec.objective == "edp":
-    raise ValueError("cost_term cannot price EDP from E[C] (EDP is E[latency x energy] per "
-                     "sample): call search_cost(spec, ctx, arch, soft) instead")
-  return cost_penalty(expected, ctx.reference, ctx.metric_weights, form=spec.penalty,
-                      target=spec.target)
+  return _edp(spec, *_exit_costs_and_leave(spec, ctx, arch, soft))
 
 
 def search_cost(spec: ObjectiveSpec, ctx: CostContext, arch, soft: jax.Array):
@@ -146,10 +142,11 @@ def search_cost(spec: ObjectiveSpec, ctx: CostContext, arch, soft: jax.Array):
   The searched metric is EDP (``expected_edp``, relative to the static backbone's
   EDP at the reference width) or the weighted metrics of ``metric_weights``.
   """
-  expected = expected_costs(spec, ctx, arch, soft)
+  paths, leave = _exit_costs_and_leave(spec, ctx, arch, soft)   # once, for E[C] and EDP
+  expected = jnp.mean(leave @ paths, axis=0)
   if spec.objective == "edp":
     lat, en = spec.metrics.index("latency_s"), spec.metrics.index("energy_j")
-    edp = expected_edp(spec, ctx, arch, soft)
+    edp = _edp(spec, paths, leave)
     ref = ctx.reference[lat] * ctx.reference[en]
     penalty = cost_penalty(edp[None], ref[None], jnp.ones((1,)), form=spec.penalty,
                            target=spec.target)
