@@ -84,20 +84,27 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
+def import_file_function(path, name: str, kind: str, home: str):
+  """Imports the Python file ``path`` and returns its function ``name`` (config and sweep
+  files), with one clear error for a missing file or function."""
+  file = Path(path)
+  if not file.exists():
+    raise ConfigError(f"{kind} file {file} does not exist; {kind}s live in {home}")
+  spec = importlib.util.spec_from_file_location(f"dnas_ee_{kind}_{file.stem}", file)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not hasattr(module, name):
+    raise ConfigError(f"{kind} file {file} has no {name}() function")
+  return getattr(module, name)
+
+
 def load_config_file(path: str | Path, arg: str | None = None) -> ml_collections.ConfigDict:
   """Imports ``path`` and calls its ``get_config(arg)`` (``path:arg`` also works)."""
   path = str(path)
   if ":" in path and arg is None and not Path(path).exists():
     path, arg = path.rsplit(":", 1)
-  file = Path(path)
-  if not file.exists():
-    raise ConfigError(f"config file {file} does not exist; configs live in experiments/configs/")
-  spec = importlib.util.spec_from_file_location(f"dnas_ee_config_{file.stem}", file)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  if not hasattr(module, "get_config"):
-    raise ConfigError(f"config file {file} has no get_config() function")
-  config = module.get_config(arg) if arg is not None else module.get_config()
+  get_config = import_file_function(path, "get_config", "config", "experiments/configs/")
+  config = get_config(arg) if arg is not None else get_config()
   config.lock()
   return config
 

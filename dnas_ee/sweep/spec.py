@@ -20,11 +20,10 @@ resolved config, so a member whose config changed runs in a new dir.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import re
 from pathlib import Path
 
-from dnas_ee.config import ConfigError, apply_overrides, load_config_file
+from dnas_ee.config import ConfigError, apply_overrides, import_file_function, load_config_file
 
 COSTS = ("macs", "latency_s", "energy_j", "edp")
 SWEEP_STAGES = ("search", "derive", "retrain", "calibrate", "evaluate", "inherited")
@@ -53,14 +52,7 @@ class Member:
 def load_sweep(path) -> dict:
   """Imports a sweep file and checks its ``get_sweep()`` dict."""
   path = Path(path)
-  if not path.exists():
-    raise ConfigError(f"sweep file {path} does not exist; sweeps live in experiments/sweeps/")
-  spec = importlib.util.spec_from_file_location(f"dnas_ee_sweep_{path.stem}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  if not hasattr(module, "get_sweep"):
-    raise ConfigError(f"sweep file {path} has no get_sweep() function")
-  sweep = dict(module.get_sweep())
+  sweep = dict(import_file_function(path, "get_sweep", "sweep", "experiments/sweeps/")())
   unknown = set(sweep) - {"configs", "overrides", "settings", "methods", "seeds", "cost", "stages"}
   if unknown:
     raise ConfigError(f"sweep file {path}: unknown keys {sorted(unknown)}; use configs, overrides, "
