@@ -49,7 +49,8 @@ def test_missing_zigzag_is_a_clear_error(monkeypatch):
 
 
 def _direct(sig, acc, ordering, tmp_path):
-  """ZigZag's public API on the same workload, with the temporal ordering written in the mapping."""
+  """ZigZag's public API on the same workload and on-chip hardware file, with the temporal
+  ordering written in the mapping."""
   from zigzag.api import get_hardware_performance_zigzag
   mapping = yaml.safe_load(open(zz.resolve_zigzag_file(acc.zigzag_mapping)))
   default = next(m for m in mapping if m["name"] == "default")
@@ -60,7 +61,8 @@ def _direct(sig, acc, ordering, tmp_path):
   level = root.level
   try:
     energy, latency, cmes = get_hardware_performance_zigzag(
-        zz.zigzag_workload(sig), zz.resolve_zigzag_file(acc.zigzag_hardware), str(path),
+        zz.zigzag_workload(sig), zz.hardware_file(acc.zigzag_hardware, zz.onchip_operands(sig, acc)),
+        str(path),
         dump_folder=str(tmp_path / "dump"), nb_spatial_mappings_generated=1,
         loma_show_progress_bar=False)
   finally:
@@ -88,7 +90,7 @@ def test_lut_rows_equal_direct_zigzag(name, tmp_path):
     factor = float(cycle_factor(sig.w_bits, sig.a_bits, reference_bits=8, bit_packing=False))
     expected_cycles = cycles + (factor - 1) * cme.ideal_temporal_cycle
     row = lut.lookup(sig)
-    assert row.model == f"zigzag-{version}-fixed" and row.macs == sig.macs == cme.layer.total_mac_count
+    assert row.model == f"zigzag-{version}-onchip-fixed" and row.macs == sig.macs == cme.layer.total_mac_count
     assert row.cycles == pytest.approx(expected_cycles, rel=1e-9)
     assert row.latency_s == pytest.approx(expected_cycles / acc.clock_hz, rel=1e-9)
     assert row.energy_j == pytest.approx((cme.mem_energy + cme.mac_energy * scale) * 1e-12,
