@@ -12,8 +12,13 @@ float32, SAME padding, the same arithmetic as ``dnas_ee.models.layers``:
 - ``maxpool``/``avgpool``: ``lax.reduce_window``; ``add``: two feature maps;
   ``gap``: the spatial mean.
 
-Each op is compiled, run ``warmup`` times, then timed ``repeats`` times
-(``block_until_ready``); the row's latency is the median. Energy is not
+Each op is compiled and run ``warmup`` times; then ``repeats`` timed calls
+(``block_until_ready``) per op are made in ``rounds`` interleaved passes over all
+ops, and the row's latency is the median of its calls. Interleaving matters on a
+shared machine: a burst of load from another process then slows a little of
+every op instead of all the calls of a few (measured here, timing each op's
+calls back to back while other jobs ran gave two ops of the same shape 0.4 and
+1.8 ms). Energy is not
 measured: rows hold ``energy_j = 0`` (a measured LUT is for latency objectives),
 and ``cycles`` = latency x 1 GHz (a nominal clock, so that cycles read as ns).
 Rows have ``model = measured``; the LUT's accelerator is ``jax-<platform>``
@@ -83,29 +88,43 @@ def op_function(sig: OpSignature):
   raise ValueError(f"no measurement for op type {sig.op!r}")
 
 
-def time_op(sig: OpSignature, *, repeats: int = 20, warmup: int = 3) -> float:
-  """Median seconds of one jitted call of ``sig`` on the default JAX device."""
+def _compiled(sig: OpSignature, warmup: int):
+  """A zero-argument call of ``sig``'s jitted function, compiled and warmed up."""
   import jax
   fn, args = op_function(sig)
   jitted = jax.jit(fn)
+  call = lambda: jax.block_until_ready(jitted(*args))
   for _ in range(max(warmup, 1)):   # the first call compiles
-    jax.block_until_ready(jitted(*args))
+    call()
+  return call
+
+
+def _timed(call, n: int) -> list[float]:
   times = []
-  for _ in range(repeats):
+  for _ in range(n):
     start = time.perf_counter()
-    jax.block_until_ready(jitted(*args))
+    call()
     times.append(time.perf_counter() - start)
-  return statistics.median(times)
+  return times
+
+
+def time_op(sig: OpSignature, *, repeats: int = 20, warmup: int = 3) -> float:
+  """Median seconds of one jitted call of ``sig`` on the default JAX device (calls back to back)."""
+  return statistics.median(_timed(_compiled(sig, warmup), repeats))
 
 
 def measure_lut(signatures: Iterable[OpSignature], *, repeats: int = 20, warmup: int = 3,
-                batch_size: int = 1, progress: bool = True, space_signature: str = "") -> Lut:
+                rounds: int = 5, batch_size: int = 1, progress: bool = True,
+                space_signature: str = "") -> Lut:
   """Times every unique op on the current JAX device into a measured LUT.
 
   Args:
     signatures: the ops (duplicates timed once).
     repeats: timed calls per op; the row holds their median.
     warmup: untimed calls first (the first one compiles).
+    rounds: passes over all ops the timed calls are spread over (``ceil(repeats /
+      rounds)`` calls per op and pass), so that load from other processes spreads
+      over every op.
     batch_size: must be 1 (per-inference latency, as the other LUTs); kept as an
       argument so that the CLI can refuse other values with a clear message.
     progress: a tqdm bar on stderr.
@@ -117,15 +136,28 @@ def measure_lut(signatures: Iterable[OpSignature], *, repeats: int = 20, warmup:
   if batch_size != 1:
     raise ValueError(f"batch_size={batch_size}: LUT rows are per inference (batch 1); measure "
                      "with --batch-size 1")
-  if repeats < 1:
-    raise ValueError(f"repeats={repeats}: time each op at least once")
+  if repeats < 1 or rounds < 1:
+    raise ValueError(f"repeats={repeats}, rounds={rounds}: time each op at least once, in at "
+                     "least one round")
   from tqdm.auto import tqdm
   keys = sorted({s.key() for s in signatures})
+  rounds = min(rounds, repeats)
+  per_round = -(-repeats // rounds)
+  bar = tqdm(total=len(keys) * (rounds + 1), desc=f"measuring on {device_name()}", unit="op",
+             disable=not progress, file=sys.stderr)
+  calls = {}
+  for key in keys:
+    calls[key] = _compiled(OpSignature.from_key(key), warmup)
+    bar.update()
+  times = {key: [] for key in keys}
+  for _ in range(rounds):
+    for key in keys:
+      times[key] += _timed(calls[key], per_round)
+      bar.update()
+  bar.close()
   rows = {}
-  for key in tqdm(keys, desc=f"measuring on {device_name()}", unit="op", disable=not progress,
-                  file=sys.stderr):
-    sig = OpSignature.from_key(key)
-    latency = time_op(sig, repeats=repeats, warmup=warmup)
+  for key in keys:
+    sig, latency = OpSignature.from_key(key), statistics.median(times[key])
     rows[key] = OpCost(macs=sig.macs, cycles=latency * NOMINAL_CLOCK_HZ, latency_s=latency,
                        energy_j=0.0, model=MEASURED)
   return Lut(accelerator=device_name(), accelerator_hash="", model_name=MEASURED,
