@@ -27,6 +27,7 @@ from dnas_ee.exits.decision import first_exit
 from dnas_ee.methods.stage import frozen_architecture, trains_supernet
 from dnas_ee.models.supernet import Supernet
 from dnas_ee.space.genotype import Genotype, derive_genotype
+from dnas_ee.stages import shared_training as shared
 from dnas_ee.stages.calibrate import calibrate_run
 from dnas_ee.stages.evaluate import evaluate_run
 from dnas_ee.stages.run_dir import (
@@ -174,29 +175,71 @@ def network_exit_costs(config, space, source=None):
   return costs.cumulative, costs.metrics
 
 
-def retrain(config, workdir, *, progress: bool = True, networks=NETWORKS) -> None:
-  """Trains the derived early-exit network and the static backbone from scratch (QAT)."""
+def retrain(config, workdir, *, progress: bool = True, networks=NETWORKS,
+            shared_dir=None) -> None:
+  """Trains the derived early-exit network and the static backbone from scratch (QAT).
+
+  A network whose space equals one already trained here (a ``static`` method's
+  network is the static backbone) is copied, not trained again. With ``shared_dir``
+  (a sweep's ``shared/``), the static backbone is trained once there per space,
+  retraining settings, data and seed, and copied into every run dir that needs it
+  (``dnas_ee.stages.shared_training``).
+  """
   workdir = Path(workdir)
   genotype = Genotype.load(workdir / "genotype.json")
+  static_space = _network_space(genotype, "static")
+  steps = int(config.retrain.steps)
+  data = None
+  trained = []   # (space, checkpoint dir, metrics path, provenance)
+  for which in networks:
+    space = _network_space(genotype, which)
+    checkpoint_dir = workdir / "checkpoints" / f"retrain_{which}"
+    metrics_path = workdir / f"retrain_{which}_metrics.jsonl"
+    source = next((t for t in trained if t[0] == space), None)
+    if source is None and shared_dir is not None and space == static_space:
+      inputs = shared.training_inputs(config, space)
+      home = shared.shared_dir_for(shared_dir, inputs)
+      source = (space, home / "checkpoints", home / "metrics.jsonl",
+                dict(shared_dir=str(home), key=shared.training_key(inputs)))
+      if not shared.has_final_checkpoint(source[1], steps):
+        data = data if data is not None else _retrain_data(config)
+        _fit_network(config, space, data, source[1], source[2], home / "tensorboard",
+                     f"retrain {which} (shared)", progress)
+    if source is not None and not shared.has_final_checkpoint(checkpoint_dir, steps):
+      shared.copy_trained(source[1], source[2], checkpoint_dir, metrics_path, steps,
+                          dict(source[3], copied_from=str(source[1])))
+    elif source is None:
+      if not shared.has_final_checkpoint(checkpoint_dir, steps):   # else finished earlier
+        data = data if data is not None else _retrain_data(config)
+        _fit_network(config, space, data, checkpoint_dir, metrics_path,
+                     workdir / "tensorboard" / f"retrain_{which}", f"retrain {which}", progress)
+      trained.append((space, checkpoint_dir, metrics_path, dict(same_as=which)))
+    if source is not None:
+      trained.append(source)
+
+
+def _retrain_data(config):
   data = load_dataset(config.data)
   images, labels = data.train.images, data.train.labels
   if config.retrain.train_on_val:
     images = np.concatenate([images, data.val.images])
     labels = np.concatenate([labels, data.val.labels])
+  return images, labels
+
+
+def _fit_network(config, space, data, checkpoint_dir, metrics_path, tensorboard_dir, name,
+                 progress):
+  images, labels = data
   mesh = parallel.make_mesh(config.mesh.multi_host)
   r = config.retrain
   parallel.check_batch_size(r.batch_size, mesh, "retrain.batch_size")
-  for which in networks:
-    setup, state = _train_setup(config, _network_space(genotype, which), config.seed)
-    loop.fit(
-        parallel.replicate(mesh, state), rt.jit_train_step(setup),
-        lambda step: (loop.host_batch(mesh, images, labels, config.seed + 2, step, r.batch_size),),
-        steps=r.steps, cadence=loop.Cadence.from_config(r),
-        checkpoint_dir=workdir / "checkpoints" / f"retrain_{which}",
-        metrics_path=workdir / f"retrain_{which}_metrics.jsonl",
-        tensorboard_dir=workdir / "tensorboard" / f"retrain_{which}",
-        name=f"retrain {which}", progress=progress, postfix=dict(loss="loss"),
-        advice="Lower retrain.lr.")
+  setup, state = _train_setup(config, space, config.seed)
+  loop.fit(
+      parallel.replicate(mesh, state), rt.jit_train_step(setup),
+      lambda step: (loop.host_batch(mesh, images, labels, config.seed + 2, step, r.batch_size),),
+      steps=r.steps, cadence=loop.Cadence.from_config(r), checkpoint_dir=checkpoint_dir,
+      metrics_path=metrics_path, tensorboard_dir=tensorboard_dir, name=name,
+      progress=progress, postfix=dict(loss="loss"), advice="Lower retrain.lr.")
 
 
 def evaluate(config, workdir, *, latency_samples: int = 50, report: bool = True) -> dict:
@@ -229,9 +272,10 @@ def calibrate(config, workdir):
                        reference=c.reference)
 
 
-def run(config, workdir, *, progress: bool = True, stages=STAGES) -> dict | None:
+def run(config, workdir, *, progress: bool = True, stages=STAGES,
+        shared_dir=None) -> dict | None:
   """All stages in order (search, derive, retrain, calibrate, evaluate); each resumes
-  from what the work dir already holds."""
+  from what the work dir already holds. ``shared_dir``: see ``retrain``."""
   summary, timing_path = None, Path(workdir) / "timing.json"
   for stage in stages:
     t0 = time.time()
@@ -247,7 +291,7 @@ def run(config, workdir, *, progress: bool = True, stages=STAGES) -> dict | None
       if fresh:
         _record_time(timing_path, "derive_s", time.time() - t0)
     elif stage == "retrain":
-      retrain(config, workdir, progress=progress)
+      retrain(config, workdir, progress=progress, shared_dir=shared_dir)
     elif stage == "calibrate":
       calibrate(config, workdir)
     elif stage == "evaluate":

@@ -4,7 +4,9 @@ A finished member (``summary.json`` present, its ``config.json`` equal to the
 member's config) is skipped; an interrupted one resumes through the stages' own
 checkpoints (``pipeline.run``); a member whose config changed has another run dir
 (its name holds the config's hash), so an old result is never reused. The work
-dir's ``sweep.json`` lists the current members (``dnas-ee table`` reads it).
+dir's ``sweep.json`` lists the current members (``dnas-ee table`` reads it); its
+``shared/`` holds the static backbones retrained once per seed for every member
+(``dnas_ee.stages.shared_training``).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from dnas_ee.stages.run_config import STAGES, check_same_config
 from dnas_ee.sweep.spec import load_sweep, sweep_members
 
 MANIFEST = "sweep.json"
+SHARED = "shared"   # trainings shared by members (dnas_ee.stages.shared_training)
 
 
 def member_finished(member, run_dir: Path, stages=STAGES) -> bool:
@@ -54,6 +57,7 @@ def run_sweep(path, workdir, *, progress: bool = True, log=print) -> list[Path]:
       continue
     for stage in sweep["stages"]:
       log(f"[{i}/{total}] {member.name}: {stage}  ({time.time() - t0:.0f} s)")
-      pipeline.run(member.config, run_dir, progress=progress, stages=(stage,))
+      pipeline.run(member.config, run_dir, progress=progress, stages=(stage,),
+                   shared_dir=workdir / SHARED)
   log(f"sweep done: {total} members in {workdir} ({time.time() - t0:.0f} s)")
   return [workdir / m.dir_name for m in members]
