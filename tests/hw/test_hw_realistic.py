@@ -93,16 +93,16 @@ def test_stream_cross_check_on_a_tiny_network(tmp_path):
   import json
   import os
   import subprocess
-  import sys
   from pathlib import Path
   python = os.environ.get("DNAS_EE_STREAM_PYTHON", "")
   if not python or not Path(python).is_file():
     pytest.skip("no Stream environment: set DNAS_EE_STREAM_PYTHON to a python with "
-                "stream-dse==0.0.8 and zigzag-dse==2.5.4 (hwmodels/README.md, 'Stream "
-                "cross-check')")
+                "stream-dse==0.0.8, zigzag-dse==2.5.4, plotly and pandas (hwmodels/README.md, "
+                "'Stream cross-check', gives the commands)")
   root = Path(__file__).resolve().parents[2]
-  sys.path.insert(0, str(root / "hwmodels"))
-  import stream_check
+  spec = importlib.util.spec_from_file_location("stream_check", root / "hwmodels/stream_check.py")
+  stream_check = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(stream_check)
   out = tmp_path / "stream.json"
   subprocess.run([python, str(root / "hwmodels/stream_check.py"), "--stream", "--out", str(out)],
                  cwd=tmp_path, check=True, capture_output=True, timeout=600)
@@ -143,3 +143,13 @@ def test_lut_measure_on_a_tiny_space_writes_a_lut_the_search_loads(tmp_path):
   assert source.metrics == ("latency_s", "energy_j") and source.lut.path == str(path)
   with pytest.raises(ValueError, match="measured JAX device.*--config.hw.lut"):
     lut_cost_source(device_name(), "", space)
+
+
+def test_lut_measure_refuses_zero_rounds_or_repeats():
+  from dnas_ee.hw.lut_measure import measure_lut
+  sig = OpSignature("gap", 2, 2, 4, 4)
+  for kwargs in (dict(rounds=0), dict(repeats=0)):
+    with pytest.raises(ValueError, match="at least once"):
+      measure_lut([sig], progress=False, **kwargs)
+  lut = measure_lut([sig, sig], repeats=3, rounds=5, progress=False)   # rounds capped at repeats
+  assert list(lut.rows) == [sig.key()] and lut.rows[sig.key()].latency_s > 0
