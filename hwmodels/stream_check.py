@@ -39,6 +39,9 @@ BACKBONE = [("b0", 16, 16, 32, 3, 1), ("b1", 16, 32, 32, 3, 1), ("b2", 16, 32, 6
 BRANCH = [("e0", 16, 32, 32, 3, 2), ("e1", 8, 32, 10, 8, 8)]   # e1: full-spatial classifier
 EXIT_AFTER = 1          # the branch reads backbone layer 1's output
 NETWORKS = {"static": None, "exit_same_core": 0, "exit_other_core": 1}   # branch core
+# Stream's operands_to_prefetch: every weight loaded from DRAM before the first layer, or
+# each layer's weights fetched when the layer is scheduled.
+SCHEDULES = {"weights_prefetched": ["W"], "weights_on_demand": []}
 
 
 # ---------------------------------------------------------------- Stream's half (venv) --
@@ -148,40 +151,45 @@ def run_stream() -> dict:
   """Stream's latency (cycles) and energy (pJ) of every network in ``NETWORKS``."""
   import logging
   logging.disable(logging.WARNING)
+  from importlib.metadata import version
+  out = {"stream_dse": version("stream-dse"), "zigzag_dse": version("zigzag-dse")}
+  Path("outputs").mkdir(exist_ok=True)
+  for schedule, prefetch in SCHEDULES.items():
+    out[schedule] = {name: _stream_network(branch_core, prefetch, f"{schedule}_{name}")
+                     for name, branch_core in NETWORKS.items()}
+  return out
+
+
+def _stream_network(branch_core, prefetch: list, tag: str) -> dict:
+  """Stream's schedule of one network (branch on core ``branch_core``, or none)."""
   from zigzag.classes.stages import MainStage
   from stream.classes.stages import (GenerateCNWorkloadHybridStage, InterCoreMappingStage,
                                      IntraCoreMappingStage)
   from stream.classes.workload.dnn_workload import DNNWorkload
-  import zigzag, stream  # noqa: F401
-  from importlib.metadata import version
-  out = {"stream_dse": version("stream-dse"), "zigzag_dse": version("zigzag-dse"), "networks": {}}
-  Path("outputs").mkdir(exist_ok=True)
-  for name, branch_core in NETWORKS.items():
-    acc = stream_accelerator()
-    workload, mapping = stream_workload(branch_core)
-    graph = DNNWorkload(workload, mapping, acc)
-    main = MainStage([GenerateCNWorkloadHybridStage, IntraCoreMappingStage, InterCoreMappingStage],
-                     accelerator=acc, workload=graph, loma_lpf_limit=6, nb_ga_individuals=4,
-                     nb_ga_generations=1, node_hw_performances_path=f"outputs/{name}.pickle",
-                     plot_hof=False, plot_file_name=False, plot_full_schedule=False,
-                     plot_data_transfer=False, cn_define_mode=1, hint_loops=[],
-                     scheduler_candidate_selection="latency", operands_to_prefetch=["W"])
-    scme = main.run()[0][0]
-    out["networks"][name] = dict(
-        latency_cycles=float(scme.latency), energy_pj=float(scme.energy),
-        onchip_pj=float(scme.total_cn_onchip_energy),
-        offchip_pj=float(scme.total_cn_offchip_link_energy + scme.total_cn_offchip_memory_energy
-                         + scme.total_eviction_to_offchip_link_energy
-                         + scme.total_eviction_to_offchip_memory_energy
-                         + scme.total_sink_layer_output_offchip_link_energy
-                         + scme.total_sink_layer_output_offchip_memory_energy),
-        core_to_core_pj=float(scme.total_core_to_core_link_energy
-                              + scme.total_core_to_core_memory_energy),
-        nodes=[dict(layer=n.id[0], core=n.core_allocation, start=float(n.start),
-                    end=float(n.end), onchip_pj=float(n.onchip_energy),
-                    offchip_pj=float(n.offchip_energy))
-               for n in sorted(scme.workload.nodes(), key=lambda n: n.start)])
-  return out
+  acc = stream_accelerator()
+  workload, mapping = stream_workload(branch_core)
+  graph = DNNWorkload(workload, mapping, acc)
+  main = MainStage([GenerateCNWorkloadHybridStage, IntraCoreMappingStage, InterCoreMappingStage],
+                   accelerator=acc, workload=graph, loma_lpf_limit=6, nb_ga_individuals=4,
+                   nb_ga_generations=1, node_hw_performances_path=f"outputs/{tag}.pickle",
+                   plot_hof=False, plot_file_name=False, plot_full_schedule=False,
+                   plot_data_transfer=False, cn_define_mode=1, hint_loops=[],
+                   scheduler_candidate_selection="latency", operands_to_prefetch=prefetch)
+  scme = main.run()[0][0]
+  return dict(
+      latency_cycles=float(scme.latency), energy_pj=float(scme.energy),
+      onchip_pj=float(scme.total_cn_onchip_energy),
+      offchip_pj=float(scme.total_cn_offchip_link_energy + scme.total_cn_offchip_memory_energy
+                       + scme.total_eviction_to_offchip_link_energy
+                       + scme.total_eviction_to_offchip_memory_energy
+                       + scme.total_sink_layer_output_offchip_link_energy
+                       + scme.total_sink_layer_output_offchip_memory_energy),
+      core_to_core_pj=float(scme.total_core_to_core_link_energy
+                            + scme.total_core_to_core_memory_energy),
+      nodes=[dict(layer=n.id[0], core=n.core_allocation, start=float(n.start),
+                  end=float(n.end), onchip_pj=float(n.onchip_energy),
+                  offchip_pj=float(n.offchip_energy))
+             for n in sorted(scme.workload.nodes(), key=lambda n: n.start)])
 
 
 # ------------------------------------------------------------------ our half (dnas-ee) --
@@ -237,25 +245,25 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     stream = json.loads(args.stream_json.read_text())
     result = dict(stream=stream, ours=ours())
-    print(f"| network | Stream latency (cycles) | ours | ours/Stream | Stream energy (nJ) | ours "
-          f"| ours/Stream |")
-    print("|---|---|---|---|---|---|---|")
-    for name in NETWORKS:
-      s, o = stream["networks"][name], result["ours"][name]
-      print(f"| {name} | {s['latency_cycles']:.0f} | {o['latency_cycles']:.0f} | "
-            f"{o['latency_cycles'] / s['latency_cycles']:.2f} | {s['energy_pj'] / 1e3:.1f} | "
-            f"{o['energy_pj'] / 1e3:.1f} | {o['energy_pj'] / s['energy_pj']:.2f} |")
+    print("| Stream schedule | network | Stream latency (cycles) | ours | ours/Stream "
+          "| Stream energy (nJ) | ours | ours/Stream |")
+    print("|---|---|---|---|---|---|---|---|")
+    for schedule in SCHEDULES:
+      for name in NETWORKS:
+        s, o = stream[schedule][name], result["ours"][name]
+        print(f"| {schedule} | {name} | {s['latency_cycles']:.0f} | {o['latency_cycles']:.0f} | "
+              f"{o['latency_cycles'] / s['latency_cycles']:.2f} | {s['energy_pj'] / 1e3:.1f} | "
+              f"{o['energy_pj'] / 1e3:.1f} | {o['energy_pj'] / s['energy_pj']:.2f} |")
     print("\n| layer | Stream compute cycles (end - start) | ours cycles (ideal) | "
           "ours energy nJ (DRAM) |")
     print("|---|---|---|---|")
-    nodes = stream["networks"]["exit_other_core"]["nodes"]
+    nodes = stream["weights_prefetched"]["exit_other_core"]["nodes"]
     for node, (name, row) in zip(nodes, result["ours"]["layers"].items()):
       print(f"| {name} (core {node['core']}) | {node['end'] - node['start']:.0f} | "
             f"{row['cycles']:.0f} ({row['ideal_cycles']:.0f}) | {row['energy_pj'] / 1e3:.1f} "
             f"({row['dram_pj'] / 1e3:.1f}) |")
   args.out.parent.mkdir(parents=True, exist_ok=True)
   args.out.write_text(json.dumps(result, indent=1) + "\n")
-  print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
