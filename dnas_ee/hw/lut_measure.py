@@ -18,8 +18,9 @@ ops, and the row's latency is the median of its calls. Interleaving matters on a
 shared machine: a burst of load from another process then slows a little of
 every op instead of all the calls of a few (measured here: timing each op's
 calls back to back, under ``nice`` while other jobs ran, gave two ops of the same
-shape 0.4 and 1.8 ms). Energy is not measured: rows hold ``energy_j = 0`` (a measured LUT is for latency objectives),
-and ``cycles`` = latency x 1 GHz (a nominal clock, so that cycles read as ns).
+shape 0.4 and 1.8 ms). Energy is not measured: rows hold ``energy_j = 0`` (a
+measured LUT is for latency objectives), and ``cycles`` = latency x 1 GHz (a
+nominal clock, so that cycles read as ns).
 Rows have ``model = measured``; the LUT's accelerator is ``jax-<platform>``
 (e.g. ``jax-cpu``), its description hash empty: a search targets it with
 ``--config.hw.accelerator=jax-cpu --config.hw.lut=<file>`` (``space_lut``
