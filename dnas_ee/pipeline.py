@@ -281,8 +281,9 @@ def run(config, workdir, *, progress: bool = True, stages=STAGES,
     t0 = time.time()
     if stage == "search":
       if trains_supernet(config) and not (Path(workdir) / "search_arch.json").exists():
+        before = _searched_seconds(workdir)   # a resumed search counts its earlier runs
         search(config, workdir, progress=progress)
-        _record_time(timing_path, "search_s", time.time() - t0)
+        _record_time(timing_path, "search_s", before + time.time() - t0)
       else:
         _prepare(config, workdir)
     elif stage == "derive":
@@ -331,6 +332,12 @@ def evaluate_inherited(config, workdir, *, split: str = "test") -> dict:
   if loop.is_primary():
     (workdir / "inherited.json").write_text(json.dumps(result, indent=1))
   return result
+
+
+def _searched_seconds(workdir) -> float:
+  """Search wall-clock already spent in ``workdir`` up to its latest checkpoint (0.0 fresh)."""
+  steps = sorted(int(p.name) for p in (Path(workdir) / "checkpoints" / "search").glob("[0-9]*"))
+  return loop.logged_seconds(Path(workdir) / "search_metrics.jsonl", steps[-1]) if steps else 0.0
 
 
 def _record_time(path: Path, key: str, seconds: float) -> None:

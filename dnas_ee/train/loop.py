@@ -80,6 +80,18 @@ def _scalars(record: dict, prefix: str = ""):
       yield tag, float(value)
 
 
+def _records_until(path: Path, step: int) -> list[dict]:
+  lines = Path(path).read_text().splitlines() if Path(path).exists() else []
+  return [r for r in map(json.loads, filter(str.strip, lines)) if r.get("step", 0) <= step]
+
+
+def logged_seconds(path: str | Path, step: int) -> float:
+  """Wall-clock seconds a loop had run when it logged its last record at or before
+  ``step`` (``time_s`` counts across resumes); 0.0 without such a record."""
+  kept = _records_until(Path(path), step)
+  return float(kept[-1].get("time_s", 0.0)) if kept else 0.0
+
+
 class MetricsLog:
   """Append-only JSONL plus TensorBoard event files; on resume, drops what came after
   the restored step.
@@ -96,9 +108,8 @@ class MetricsLog:
     self._writer = None
     if not self.enabled:
       return
-    lines = self.path.read_text().splitlines() if self.path.exists() else []
-    kept = [l for l in lines if l.strip() and json.loads(l).get("step", 0) <= resume_step]
-    self.path.write_text("".join(l + "\n" for l in kept))
+    kept = _records_until(self.path, resume_step)
+    self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
     if tensorboard_dir is not None:
       from tensorboardX import SummaryWriter   # imported here: only where events are written
       # purge_step hides the events of steps after the restored one (a resumed run).
@@ -138,7 +149,9 @@ def fit(state, step_fn: Callable, batches: Callable[[int], Sequence], *, steps: 
 
   Resumes from the latest checkpoint in ``checkpoint_dir`` (so an interrupted run
   continues exactly: batches are functions of the step), writes a metrics record
-  ``{"step", "time_s", **metrics}`` every ``cadence.log_every`` steps and at the end,
+  ``{"step", "time_s", **metrics}`` every ``cadence.log_every`` steps and at the end
+  (``time_s``: seconds since the loop first started, summed over resumes; the time
+  between the restored step and its last record before it is not counted),
   and a checkpoint every ``cadence.checkpoint_every`` steps and at the end.
 
   Args:
@@ -171,7 +184,8 @@ def fit(state, step_fn: Callable, batches: Callable[[int], Sequence], *, steps: 
   log = MetricsLog(metrics_path, start, tensorboard_dir)
   bar = tqdm(total=steps, initial=start, desc=name, disable=not progress, dynamic_ncols=True,
              leave=False)
-  t0, last_saved = time.time(), (start or None)
+  # time_s counts on from the resumed step's record: the loop's wall-clock across resumes.
+  t0, last_saved = time.time() - logged_seconds(metrics_path, start), (start or None)
   try:
     for step in range(start, steps):
       state, metrics = step_fn(state, *batches(step))

@@ -84,3 +84,19 @@ def test_fit_stops_at_a_non_finite_step(tmp_path):
   with pytest.raises(loop.NonFiniteError, match=r"toy: non-finite .* step 5.*step 4.*Lower it"):
     _fit(tmp_path, 8, batches)
   assert Checkpointer(tmp_path / "ckpt").latest_step() == 4
+
+
+def test_time_counts_on_across_a_resume(tmp_path):
+  _fit(tmp_path, 5)
+  path = tmp_path / "m.jsonl"
+  records = [json.loads(l) for l in path.read_text().splitlines()]
+  # As if the first run had taken 100 s to reach step 5 (its wall-clock is milliseconds).
+  path.write_text("".join(json.dumps(dict(r, time_s=r["time_s"] + 100.0)) + "\n" for r in records))
+  assert loop.logged_seconds(path, 5) == pytest.approx(records[-1]["time_s"] + 100.0)
+  assert loop.logged_seconds(path, 3) == pytest.approx(records[0]["time_s"] + 100.0)
+  assert loop.logged_seconds(tmp_path / "none.jsonl", 5) == 0.0
+  _fit(tmp_path, 8)
+  resumed = [json.loads(l) for l in path.read_text().splitlines()]
+  assert [r["step"] for r in resumed] == [2, 4, 5, 6, 8]
+  assert all(r["time_s"] >= 100.0 for r in resumed[2:])
+  assert resumed[-1]["time_s"] >= resumed[2]["time_s"]

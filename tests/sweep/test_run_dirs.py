@@ -43,3 +43,12 @@ def test_changed_config_is_refused_and_the_dir_still_works(tmp_path, capsys):
 def test_out_of_range_calibration_target_is_an_error(tmp_path, capsys):
   assert main(["calibrate", "--workdir", str(tmp_path), "--mode", "budget", "--budget", "2"]) == 2
   assert "budget 2 is out of range" in capsys.readouterr().err
+
+
+def test_a_resumed_search_counts_the_time_before_its_checkpoint(tmp_path):
+  (tmp_path / "checkpoints" / "search" / "8").mkdir(parents=True)
+  (tmp_path / "checkpoints" / "search" / "4").mkdir()
+  (tmp_path / "search_metrics.jsonl").write_text(
+      "".join(json.dumps(dict(step=s, time_s=10.0 * s)) + "\n" for s in (4, 8, 12)))
+  assert pipeline._searched_seconds(tmp_path) == 80.0      # step 12 was lost with the process
+  assert pipeline._searched_seconds(tmp_path / "fresh") == 0.0
