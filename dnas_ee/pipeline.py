@@ -101,7 +101,10 @@ def search_batches(run: SearchRun, config, step: int):
 
 def search(config, workdir, *, progress: bool = True) -> dict:
   """Searches the architecture; writes ``search_arch.json``. Resumes from checkpoints."""
-  workdir = _prepare(config, workdir)
+  return _search_into(config, _prepare(config, workdir), progress)
+
+
+def _search_into(config, workdir: Path, progress: bool) -> dict:
   run = prepare_search(config)
   step_fn = jit_search_step(run.setup)
   state = loop.fit(
@@ -281,9 +284,13 @@ def run(config, workdir, *, progress: bool = True, stages=STAGES,
     t0 = time.time()
     if stage == "search":
       if trains_supernet(config) and not (Path(workdir) / "search_arch.json").exists():
-        before = _searched_seconds(workdir)   # a resumed search counts its earlier runs
-        search(config, workdir, progress=progress)
-        _record_time(timing_path, "search_s", before + time.time() - t0)
+        if shared_dir is None:
+          before = _searched_seconds(workdir)   # a resumed search counts its earlier runs
+          search(config, workdir, progress=progress)
+          _record_time(timing_path, "search_s", before + time.time() - t0)
+        else:
+          _record_time(timing_path, "search_s", _shared_search(config, workdir, shared_dir,
+                                                               progress))
       else:
         _prepare(config, workdir)
     elif stage == "derive":
@@ -332,6 +339,20 @@ def evaluate_inherited(config, workdir, *, split: str = "test") -> dict:
   if loop.is_primary():
     (workdir / "inherited.json").write_text(json.dumps(result, indent=1))
   return result
+
+
+def _shared_search(config, workdir, shared_dir, progress: bool) -> float:
+  """Runs (or finds) the search of ``config`` in ``shared_dir`` and copies it into
+  ``workdir``; returns its wall-clock (``dnas_ee.stages.shared_training``)."""
+  _prepare(config, workdir)
+  home = shared.shared_dir_for(shared_dir, shared.search_inputs(config))
+  timing = home / "timing.json"
+  if not (home / "search_arch.json").exists():
+    t0, before = time.time(), _searched_seconds(home)
+    _search_into(config, home, progress)
+    _record_time(timing, "search_s", before + time.time() - t0)
+  shared.copy_search(home, workdir, config.search.steps)
+  return json.loads(timing.read_text())["search_s"]
 
 
 def _searched_seconds(workdir) -> float:

@@ -67,6 +67,12 @@ def config_hash(config) -> str:
   return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+def keys_first_affecting(config, stage: str) -> dict:
+  """``{key: value}`` of the config's keys whose first affected stage is ``stage``
+  (for ``'search'``: everything the search reads)."""
+  return {k: v for k, v in _plain(config).items() if first_affected_stage([k]) == stage}
+
+
 def first_affected_stage(keys) -> str:
   """The earliest stage whose artifacts a change of ``keys`` makes stale."""
   stages = []

@@ -1,4 +1,5 @@
-"""Retrained networks shared between run dirs: the static backbone trained once per seed.
+"""Trainings shared between run dirs: the static backbone retrained once per seed, a
+search run once per search config.
 
 Every member of a sweep retrains the static backbone as its reference (the cost and
 accuracy-floor reference), and a ``static`` member retrains it a second time as its
@@ -13,6 +14,14 @@ The key hashes everything retraining reads (``pipeline.retrain`` and
 ``config.seed`` and ``config.search.grad_clip``; a shared dir whose recorded
 inputs differ from the hashed ones is refused, never reused. Each run dir records
 where its copy came from in ``retrain_<network>_source.json``.
+
+Likewise a search: members that differ only in keys read after the search (the
+retraining, calibration, derive rule: an ablation of retraining remedies) and the
+``random`` and ``evolutionary`` members of one seed (the same supernet, trained with
+its architecture frozen) run one search, in ``shared/search-<key>/``, whose final
+checkpoint, logs, ``search_arch.json`` and plots are copied into each run dir
+(``search_source.json`` says from where). Each member's ``search_s`` is the shared
+search's whole wall-clock: what the member's method costs on its own.
 """
 from __future__ import annotations
 
@@ -24,6 +33,9 @@ from pathlib import Path
 
 RECORD = "inputs.json"
 FORMAT = 1
+# What a search writes besides its checkpoints (copied into each member's run dir).
+SEARCH_FILES = ("search_arch.json", "search_metrics.jsonl", "search_trajectory.json",
+                "plots/search_*.png")
 
 
 def training_inputs(config, space) -> dict:
@@ -33,19 +45,50 @@ def training_inputs(config, space) -> dict:
               seed=int(config.seed), grad_clip=config.search.grad_clip)
 
 
+def search_inputs(config) -> dict:
+  """What the search stage depends on: every key whose change would rerun it; the
+  scored methods' (``random``, ``evolutionary``) names are one, as their search is the
+  same frozen-architecture supernet training."""
+  from dnas_ee.methods.stage import frozen_architecture
+  from dnas_ee.stages.run_config import keys_first_affecting
+  keys = keys_first_affecting(config, "search")
+  if frozen_architecture(config):
+    keys["method.name"] = "scored: supernet trained with a frozen uniform architecture"
+  return dict(format=FORMAT, kind="search", config=keys)
+
+
+def copy_search(home: Path, workdir: Path, steps: int) -> None:
+  """Copies a finished shared search (final checkpoint, logs, architecture, plots) into
+  ``workdir`` and writes ``search_source.json``."""
+  home, workdir = Path(home), Path(workdir)
+  source_step = home / "checkpoints" / "search" / str(int(steps))
+  if not source_step.is_dir() or not (home / "search_arch.json").exists():
+    raise FileNotFoundError(f"{home} holds no finished search (step {steps}): rerun the sweep")
+  target = workdir / "checkpoints" / "search"
+  if target.exists():
+    shutil.rmtree(target)   # a partial search of this member's own
+  target.mkdir(parents=True)
+  shutil.copytree(source_step, target / str(int(steps)))
+  for pattern in SEARCH_FILES:
+    for path in home.glob(pattern):
+      (workdir / path.relative_to(home)).parent.mkdir(parents=True, exist_ok=True)
+      shutil.copyfile(path, workdir / path.relative_to(home))
+  (workdir / "search_source.json").write_text(json.dumps(dict(shared_dir=str(home)), indent=1))
+
+
 def training_key(inputs: dict) -> str:
   text = json.dumps(inputs, sort_keys=True, default=repr)
   return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def shared_dir_for(shared_root, inputs: dict) -> Path:
-  """``shared_root/<key>``, created with its ``inputs.json``; an existing dir must hold
-  the same inputs.
+  """``shared_root/<kind>-<key>``, created with its ``inputs.json``; an existing dir
+  must hold the same inputs.
 
   Raises:
     ValueError: the dir records other inputs (a hash collision or a hand edit).
   """
-  path = Path(shared_root) / f"retrain-{training_key(inputs)}"
+  path = Path(shared_root) / f"{inputs.get('kind', 'retrain')}-{training_key(inputs)}"
   record = path / RECORD
   normalized = json.loads(json.dumps(inputs, sort_keys=True, default=repr))
   if record.exists():

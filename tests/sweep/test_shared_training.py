@@ -86,3 +86,25 @@ def test_spaces_of_a_static_genotype_are_equal():
   genotype = static_genotype(config, tiny_space(config))
   assert isinstance(genotype, Genotype) and not genotype.exits
   assert network_space(genotype, "early_exit") == network_space(genotype, "static")
+
+
+@pytest.mark.slow
+def test_one_search_for_members_that_differ_after_it(tmp_path, monkeypatch):
+  fits = _count_fits(monkeypatch)
+  shared_root = tmp_path / "shared"
+  configs = {"a": tiny_config(), "b": tiny_config("--config.retrain.distill_weight=0.0"),
+             "random": tiny_config("--config.method.name='random'"),
+             "evolutionary": tiny_config("--config.method.name='evolutionary'")}
+  for name, config in configs.items():
+    pipeline.run(config, tmp_path / name, stages=("search", "derive"), shared_dir=shared_root,
+                 progress=False)
+  assert fits == ["search", "search"]      # one dnas search, one frozen supernet
+  arch = lambda name: (tmp_path / name / "search_arch.json").read_text()
+  assert arch("a") == arch("b") and arch("random") == arch("evolutionary") != arch("a")
+  for name in configs:
+    timing = json.loads((tmp_path / name / "timing.json").read_text())
+    assert timing["search_s"] > 0
+    assert (tmp_path / name / "genotype.json").exists()
+    assert (tmp_path / name / "search_source.json").exists()
+    assert (tmp_path / name / "checkpoints" / "search" / "16").is_dir()
+  assert sorted(p.name.split("-")[0] for p in shared_root.iterdir()) == ["search", "search"]
