@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="the work dir holds another config: delete the stages it makes stale")
   sw = sub.add_parser("sweep", help="run every member of a sweep (experiments/sweeps/*.py)")
   sw.add_argument("--sweep", required=True)
+  sw.add_argument("--shared-dir", default="",
+                  help="where trainings shared by members live (default: WORKDIR/shared); "
+                       "give several sweeps one to share them across sweeps")
   sw.add_argument("--workdir", required=True)
   sw.add_argument("--no-progress", action="store_true", help="no progress bar")
   tb = sub.add_parser("table", help="aggregate a sweep's summaries: table.md, table.csv, pareto.png")
@@ -165,7 +168,8 @@ def main(argv=None) -> int:
               f"`dnas-ee evaluate --workdir {args.workdir}` to refresh it")
     elif args.command == "sweep":
       from dnas_ee.sweep import run_sweep
-      run_sweep(args.sweep, args.workdir, progress=not args.no_progress)
+      run_sweep(args.sweep, args.workdir, progress=not args.no_progress,
+                shared_dir=args.shared_dir or None)
     elif args.command == "table":
       from dnas_ee.sweep import write_table
       print(write_table(args.workdir, sweep=args.sweep or None, cost=args.cost or None))

@@ -37,8 +37,12 @@ def write_manifest(sweep: dict, members, workdir: Path) -> None:
   (workdir / MANIFEST).write_text(json.dumps(record, indent=1))
 
 
-def run_sweep(path, workdir, *, progress: bool = True, log=print) -> list[Path]:
+def run_sweep(path, workdir, *, progress: bool = True, log=print,
+              shared_dir=None) -> list[Path]:
   """Runs every member of the sweep file ``path`` under ``workdir``.
+
+  ``shared_dir``: the trainings members share (default ``workdir/shared``); several
+  sweeps given one share them across sweeps.
 
   Returns:
     The members' run dirs, in order.
@@ -49,6 +53,7 @@ def run_sweep(path, workdir, *, progress: bool = True, log=print) -> list[Path]:
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   write_manifest(sweep, members, workdir)
+  shared = Path(shared_dir) if shared_dir else workdir / SHARED
   total, t0 = len(members), time.time()
   for i, member in enumerate(members, 1):
     run_dir = workdir / member.dir_name
@@ -58,6 +63,6 @@ def run_sweep(path, workdir, *, progress: bool = True, log=print) -> list[Path]:
     for stage in sweep["stages"]:
       log(f"[{i}/{total}] {member.name}: {stage}  ({time.time() - t0:.0f} s)")
       pipeline.run(member.config, run_dir, progress=progress, stages=(stage,),
-                   shared_dir=workdir / SHARED)
+                   shared_dir=shared)
   log(f"sweep done: {total} members in {workdir} ({time.time() - t0:.0f} s)")
   return [workdir / m.dir_name for m in members]
