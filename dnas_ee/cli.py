@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
   tb.add_argument("--workdir", required=True)
   tb.add_argument("--sweep", default="", help="the sweep file (default: the work dir's sweep.json)")
   tb.add_argument("--cost", default="", help="cost axis of the Pareto plot (default: the sweep's)")
+  tb.add_argument("--out", default="",
+                  help="also copy the table files and each member's summary, genotype, config, "
+                       "thresholds and search trajectory to this folder (results to commit)")
   cal = sub.add_parser("calibrate", help="calibrate per-exit thresholds of a retrained run")
   cal.add_argument("--workdir", required=True)
   cal.add_argument("--mode", choices=("accuracy_floor", "budget"), default="accuracy_floor")
@@ -173,6 +176,9 @@ def main(argv=None) -> int:
     elif args.command == "table":
       from dnas_ee.sweep import write_table
       print(write_table(args.workdir, sweep=args.sweep or None, cost=args.cost or None))
+      if args.out:
+        from dnas_ee.sweep.table import export_results
+        print(f"{export_results(args.workdir, args.out)} finished members' files in {args.out}")
     elif args.command == "lut":
       from dnas_ee.hw.cli import lut_command
       lut_command(args, overrides, _lut_space)

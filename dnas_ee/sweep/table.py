@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import math
 from pathlib import Path
 
@@ -212,3 +213,31 @@ def write_table(workdir, *, sweep=None, cost=None) -> str:
   (workdir / "groups.csv").write_text(to_csv(groups))
   pareto_plot(rows, groups, cost, workdir / "pareto.png")
   return text
+
+
+TABLE_FILES = ("table.md", "table.csv", "groups.csv", "pareto.png")
+MEMBER_FILES = ("summary.json", "genotype.json", "config.json", "thresholds.json",
+                "search_trajectory.json")
+
+
+def export_results(workdir, out) -> int:
+  """Copies a sweep's table files and each finished member's small artifacts
+  (``MEMBER_FILES`` where present, into ``out/members/<run dir>/``) to ``out``, the
+  folder committed with the results (never checkpoints or data). Returns the number
+  of members copied."""
+  workdir, out = Path(workdir), Path(out)
+  out.mkdir(parents=True, exist_ok=True)
+  for name in TABLE_FILES:
+    shutil.copy2(workdir / name, out / name)
+  copied = 0
+  for row in member_rows(workdir, None):
+    run_dir = workdir / row["dir"]
+    if row["summary"] is None:
+      continue
+    target = out / "members" / row["dir"]
+    target.mkdir(parents=True, exist_ok=True)
+    for name in MEMBER_FILES:
+      if (run_dir / name).exists():
+        shutil.copy2(run_dir / name, target / name)
+    copied += 1
+  return copied

@@ -66,6 +66,16 @@ def test_table_csv_has_one_row_per_member_in_si_units(tmp_path):
   assert all(rows[1][k] == "" for k in MEMBER_COLUMNS[5:])     # no summary yet: empty cells
   assert "accuracy_ci95_lo" in (tmp_path / "groups.csv").read_text().splitlines()[0]
 
+  from dnas_ee.sweep.table import export_results
+  (tmp_path / "m0" / "genotype.json").write_text("{}")
+  (tmp_path / "m0" / "checkpoints").mkdir()
+  out = tmp_path / "results"
+  assert export_results(tmp_path, out) == 1          # m1 has no summary yet
+  assert sorted(p.name for p in (out / "members" / "m0").iterdir()) == ["genotype.json",
+                                                                         "summary.json"]
+  assert (out / "table.md").read_text() == (tmp_path / "table.md").read_text()
+  assert (out / "pareto.png").exists() and not (out / "members" / "m1").exists()
+
 
 def test_changed_member_config_gets_a_new_run_dir(tmp_path):
   sweep_file = tmp_path / "s.py"

@@ -6,22 +6,19 @@ The sweep format crosses every method with every seed, so the 3-seed members
 (cifar10_resnet20.py) and the 1-seed ones (cifar10_resnet20_once.py) are two sweeps
 run into the same work dir. This writes the work dir's ``sweep.json`` listing the
 members of both (the manifest ``dnas-ee sweep`` writes for one), runs ``dnas-ee
-table`` on it (table.md, table.csv: one row per member, groups.csv, pareto.png),
-and copies those and each finished member's summary.json, genotype.json and
-config.json (``members/<run dir>/``) to ``--out``.
+table --out`` on it (table.md, table.csv: one row per member, groups.csv,
+pareto.png, and each finished member's small artifacts in ``members/<run dir>/``,
+copied to ``--out``).
 """
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 SWEEPS = ("cifar10_resnet20.py", "cifar10_resnet20_once.py")
-TABLE_FILES = ("table.md", "table.csv", "groups.csv", "pareto.png")
-MEMBER_FILES = ("summary.json", "genotype.json", "config.json")
 
 
 def main() -> None:
@@ -35,20 +32,8 @@ def main() -> None:
   sweeps = [load_sweep(ROOT / "experiments" / "sweeps" / name) for name in SWEEPS]
   members = [m for s in sweeps for m in sweep_members(s)]
   write_manifest(dict(path=" + ".join(s["path"] for s in sweeps), cost="edp"), members, workdir)
-  subprocess.run(["dnas-ee", "table", "--workdir", str(workdir)], check=True)
-  out.mkdir(parents=True, exist_ok=True)
-  for name in TABLE_FILES:
-    shutil.copy2(workdir / name, out / name)
-  copied = 0
-  for m in members:
-    run_dir = workdir / m.dir_name
-    if not (run_dir / "summary.json").exists():
-      continue
-    target = out / "members" / m.dir_name
-    target.mkdir(parents=True, exist_ok=True)
-    for name in MEMBER_FILES:
-      shutil.copy2(run_dir / name, target / name)
-    copied += 1
+  subprocess.run(["dnas-ee", "table", "--workdir", str(workdir), "--out", str(out)], check=True)
+  copied = sum(1 for m in members if (workdir / m.dir_name / "summary.json").exists())
   print(f"{copied} of {len(members)} members finished; table and artifacts in {out}")
 
 
