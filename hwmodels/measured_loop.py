@@ -1,6 +1,6 @@
 """Modelled vs measured early-exit speed-up on this machine, from a LUT measured here.
 
-    python hwmodels/measured_loop.py --run RUN --lut LUT [--benchmark FILE] [--out FILE]
+    python hwmodels/measured_loop.py --run RUN --lut LUT [--benchmark FILE | --paths N] [--out FILE]
 
 ``RUN`` is an evaluated run dir (``config.json``, ``genotype.json``, ``summary.json``);
 ``LUT`` a ``dnas-ee lut measure`` LUT of the run's search space on this device.
@@ -10,8 +10,13 @@ measured LUT (``dnas_ee.train.build.network_costs``, the same account as
 (``summary.json``), and sets the modelled speed-up (static / expected early-exit
 latency) next to the measured one: the executor's single-sample median latencies,
 from ``--benchmark`` (``experiments/benchmarks/early_exit.py --out``, mode
-``exact``) when given, else from ``summary.json`` (``dnas-ee evaluate``'s
-measurement). The speed-up the run's accelerator LUT modelled is printed too.
+``exact``) when given; with ``--paths N``, measured here and now without the
+trained weights (a run dir whose checkpoints are gone): the executor's median
+single-sample latency of every path (leaving at exit j: earlier exits computed and
+rejected, exit j forced to fire) over N random images, weighted by the run's exit
+rates, and of the static backbone (the weights' values change no shape, so no
+time); else from ``summary.json`` (``dnas-ee evaluate``'s measurement). The
+speed-up the run's accelerator LUT modelled is printed too.
 
 Prints one line per figure and writes them as JSON with ``--out``.
 """
@@ -77,14 +82,68 @@ def measured(run: Path, benchmark: Path | None) -> dict:
   return dict(static_s=static_s, early_exit_s=ee_s, speedup=static_s / ee_s, source=source)
 
 
+# A threshold no confidence reaches (max_prob and margin <= 1, neg_entropy <= 0): the exit
+# is computed and rejected; +inf would prune it (the executor skips the branch).
+NEVER = 1e9
+
+
+def path_thresholds(thresholds: np.ndarray, j: int) -> np.ndarray:
+  """Thresholds that send every sample out at exit ``j`` (``len(thresholds)``: the final one)."""
+  tau = np.where(np.isinf(thresholds) & (thresholds > 0), np.inf, NEVER)
+  if j < len(tau):
+    tau[j] = -np.inf
+  return tau
+
+
+def measured_paths(run: Path, samples: int, seed: int = 0) -> dict:
+  """Executor latencies of every exit path and of the static backbone, untrained weights."""
+  from dnas_ee.exits.executor import EarlyExitExecutor, measure_latencies
+  from dnas_ee.stages.run_dir import train_setup
+  config = pipeline.load_run_config(run)
+  summary = json.loads((run / "summary.json").read_text())
+  rates = np.asarray(summary["early_exit"]["exit_rates"])
+  thresholds = _thresholds(summary["early_exit"]["thresholds"])
+  genotype = Genotype.load(run / "genotype.json")
+  executors, weights = {}, {}
+  for which in ("static", "early_exit"):
+    space = network_space(genotype, which)
+    setup, state = train_setup(config, space, config.seed)
+    base = EarlyExitExecutor.from_state(space, setup.graphdef, state.params, setup.arch,
+                                        state.stats, np.full(len(space.branches), np.inf),
+                                        config.exits.confidence, batch_size=1, min_bucket=1)
+    if which == "static":
+      executors["static"] = base
+      continue
+    for j, rate in enumerate(rates):
+      if rate > 0:
+        executors[f"exit_{j}"] = base.with_thresholds(path_thresholds(thresholds, j))
+        weights[f"exit_{j}"] = float(rate)
+  images = np.random.default_rng(seed).standard_normal(
+      (samples,) + tuple(genotype.backbone.image_shape)).astype(np.float32)
+  lat = measure_latencies(executors, images, warmup=10, repeats=3)
+  for name in weights:   # every timed sample left where it was sent
+    j = int(name.split("_")[1])
+    if lat[name].exit_rates[j] != 1.0:
+      raise RuntimeError(f"path {name}: exit rates {lat[name].exit_rates}, expected all at {j}")
+  paths = {name: float(lat[name].median_s) for name in executors}
+  early = sum(w * paths[name] for name, w in weights.items()) / sum(weights.values())
+  return dict(static_s=paths["static"], early_exit_s=early, speedup=paths["static"] / early,
+              paths_s=paths, source=f"executor per path, untrained weights, {samples} random "
+                                    "images, median of the best of 3 per image")
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--run", required=True, type=Path)
   parser.add_argument("--lut", required=True, type=Path)
   parser.add_argument("--benchmark", type=Path, default=None)
+  parser.add_argument("--paths", type=int, default=0,
+                      help="measure every exit path now, over this many random images")
   parser.add_argument("--out", type=Path, default=None)
   args = parser.parse_args()
-  mod, meas = modelled(args.run, args.lut), measured(args.run, args.benchmark)
+  mod = modelled(args.run, args.lut)
+  meas = (measured_paths(args.run, args.paths) if args.paths
+          else measured(args.run, args.benchmark))
   result = dict(run=str(args.run), lut=str(args.lut), modelled=mod, measured=meas,
                 speedup_ratio=meas["speedup"] / mod["speedup"],
                 reduction_ratio=(1 - 1 / meas["speedup"]) / (1 - 1 / mod["speedup"]),
