@@ -84,7 +84,7 @@ def test_shipped_luts_cost_no_more_at_fewer_bits(name, model):
 
 @zigzag_only
 def test_stream_cross_check_on_a_tiny_network(tmp_path):
-  """Stream schedules the tiny early-exit networks of hwmodels/stream_check.py (3 s).
+  """Stream schedules the tiny early-exit networks of hwmodels/stream_check.py (~35 s here).
 
   stream-dse 0.0.8 (the newest on PyPI) needs zigzag-dse 2.x, dnas-ee >= 3.8, so Stream
   runs in its own environment, named by DNAS_EE_STREAM_PYTHON (hwmodels/README.md,
