@@ -198,6 +198,14 @@ def evaluate_run(config, workdir, *, latency_samples: int = 50, report: bool = T
     modelled = summary["macs_reduction"]
     summary["measured_to_modelled_ratio"] = (
         summary["measured_latency_reduction"] / modelled if modelled > 0 else None)
+    if _measured_here(config) and e.get("latency_s") and s.get("latency_s"):
+      # The LUT was measured on a JAX device (`dnas-ee lut measure`): modelled and
+      # measured latency then speak of the same kind of machine, and their ratio is the
+      # LUT's fidelity (sum of per-op times against the executor's wall-clock).
+      summary["same_device_lut"] = str(config.hw.accelerator)
+      summary["modelled_speedup_same_device"] = s["latency_s"] / e["latency_s"]
+      summary["measured_to_modelled_speedup"] = (summary["measured_speedup"]
+                                                 / summary["modelled_speedup_same_device"])
   else:
     summary["measured"] = None
   summary["reductions"] = reductions
@@ -207,6 +215,13 @@ def evaluate_run(config, workdir, *, latency_samples: int = 50, report: bool = T
     summary["report"] = write_report(workdir, config, summary, ee, static)
   (workdir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
   return summary
+
+
+def _measured_here(config) -> bool:
+  """Whether the run's LUT was measured on a JAX device of the platform timed here."""
+  import jax
+  from dnas_ee.hw.lut_measure import DEVICE_PREFIX
+  return str(config.hw.accelerator) == f"{DEVICE_PREFIX}{jax.devices()[0].platform}"
 
 
 # --------------------------------------------------------------------------- report
@@ -309,8 +324,14 @@ def report_markdown(summary: dict, workdir: Path, note: str = "") -> str:
     lines += ["", f"Measured speed-up {summary['measured_speedup']:.2f}x; measured latency "
                   f"reduction {_pct(summary['measured_latency_reduction'])} against the modelled "
                   f"MAC reduction {_pct(summary['macs_reduction'])}: ratio "
-                  + ("-" if ratio is None else f"{ratio:.2f}") + " (goal >= 0.8).",
-              "", f"Measured on {measured['device']}: {measured['mode']}, "
+                  + ("-" if ratio is None else f"{ratio:.2f}") + " (goal >= 0.8)."]
+    if "modelled_speedup_same_device" in summary:
+      lines += ["", f"Same-device check: the LUT ({summary['same_device_lut']}, measured with "
+                    f"`dnas-ee lut measure`) models a "
+                    f"{summary['modelled_speedup_same_device']:.2f}x speed-up; the executor "
+                    f"measured {summary['measured_speedup']:.2f}x (ratio "
+                    f"{summary['measured_to_modelled_speedup']:.2f})."]
+    lines += ["", f"Measured on {measured['device']}: {measured['mode']}, "
                   f"{measured['samples']} test samples, `EarlyExitExecutor.predict_one` "
                   f"(timed samples' exit rates: "
                   + " / ".join(f"{r:.2f}" for r in measured["early_exit"]["exit_rates"]) + ")."]
