@@ -21,7 +21,7 @@ to price the search in MACs instead of the config's accelerator LUT).
 
 JSON: ``spaces[space][mode]`` holds ``search_over_plain``, ``search_images_per_s``,
 ``plain_images_per_s``, ``compile_s`` (trace + lower + XLA compile; ``lower_s`` of it is
-tracing and lowering), ``cached_compile_s`` and the rest; a mode the
+tracing and lowering, ``trace_s`` tracing alone), ``cached_compile_s`` and the rest; a mode the
 library rejects holds ``error`` (the config validation's message).
 """
 from __future__ import annotations
@@ -105,7 +105,9 @@ def bench_search(config, iters):
   step_fn = jit_search_step(run.setup)
   batches = lambda i: pipeline.search_batches(run, config, i) + (run.ctx,)
   t0 = time.perf_counter()
-  lowered = step_fn.lower(run.state, *batches(0))
+  traced = step_fn.trace(run.state, *batches(0))
+  trace_s = time.perf_counter() - t0
+  lowered = traced.lower()
   lower_s = time.perf_counter() - t0
   compiled = lowered.compile()
   compile_s = time.perf_counter() - t0
@@ -141,7 +143,7 @@ def bench_search(config, iters):
   cost_s = (time.perf_counter() - t0) / (iters * 10)
   return run, dict(
       batch_size=bs, search_images_per_s=bs / search_s, search_step_ms=1e3 * search_s,
-      compile_s=compile_s, lower_s=lower_s, cached_compile_s=cached_compile_s,
+      compile_s=compile_s, trace_s=trace_s, lower_s=lower_s, cached_compile_s=cached_compile_s,
       persistent_cache_hits=cache_hits,
       xla_peak_memory_mib=(memory_of(compiled) or 0) / 2**20,
       device_peak_memory_mib=(device_peak() or 0) / 2**20,
