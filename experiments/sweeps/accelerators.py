@@ -1,6 +1,6 @@
 """Digits searched against three accelerators' energy-delay product, 3 seeds.
 
-Was the shell loop of experiments/results/digits_accelerators.md (search + derive,
+Was the shell loop of the former experiments/results/digits_accelerators.md (search + derive,
 one seed); here every member is a whole run, so the table has accuracy and
 measured costs with their spread over seeds.
 
