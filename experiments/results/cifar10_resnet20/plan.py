@@ -64,6 +64,20 @@ def member_units(method: str, mode: str, search_steps: int, retrain_steps: int,
   return out
 
 
+def step_time_from_metrics(path: Path) -> dict:
+  """P from a training loop's records: seconds per step between the first record (which
+  holds the compile) and the last, in step_time.py's JSON form."""
+  records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+  if len(records) < 2:
+    raise SystemExit(f"{path}: need two records to time the steps between them")
+  first, last = records[0], records[-1]
+  step_s = (last["time_s"] - first["time_s"]) / (last["step"] - first["step"])
+  return dict(batch=128, steps=last["step"] - first["step"], step_s=step_s,
+              images_per_s=128 / step_s, cpu_s_per_step=float("nan"),
+              idle_step_s_lower_bound=step_s, load_average_1min=0.0, cpu_count=2,
+              source=f"{path}, steps {first['step']}-{last['step']}")
+
+
 def hours(seconds: float) -> str:
   return f"{seconds / 3600:.1f} h"
 
@@ -71,9 +85,14 @@ def hours(seconds: float) -> str:
 def main() -> None:
   parser = argparse.ArgumentParser()
   parser.add_argument("--step-time", default=str(HERE / "step_time_cpu_idle.json"))
+  parser.add_argument("--metrics", default="",
+                      help="a retraining metrics.jsonl of the static ResNet-20 at batch 128 "
+                           "(e.g. the campaign's shared static backbone): P from its records "
+                           "instead of --step-time")
   args = parser.parse_args()
   from dnas_ee.sweep.spec import load_sweep, sweep_members
-  measured = json.loads(Path(args.step_time).read_text())
+  measured = (step_time_from_metrics(Path(args.metrics)) if args.metrics
+              else json.loads(Path(args.step_time).read_text()))
   # On an idle machine the measured wall-clock is P; under load, CPU time / cores is a
   # lower bound on it (2.0 s wall against a 1.6 s bound, measured idle).
   p_idle = (measured["step_s"] if measured["load_average_1min"] < 1.5
@@ -83,12 +102,17 @@ def main() -> None:
              for m in sweep_members(load_sweep(ROOT / "experiments/sweeps" / name))]
   scenarios = (("this machine, idle (measured)", p_idle),) + SCENARIOS
 
-  print(f"P measured (step_time.py, {measured['steps']} steps at batch {measured['batch']}): "
-        f"{measured['step_s']:.2f} s wall at load average {measured['load_average_1min']} on "
-        f"{measured['cpu_count']} cores ({measured['images_per_s']:.1f} img/s); "
-        f"{measured['cpu_s_per_step']:.2f} CPU-s per step, so at best "
-        f"{measured['idle_step_s_lower_bound']:.2f} s if both cores were used perfectly; P = "
-        f"{p_idle:.2f} s ({128 / p_idle:.0f} img/s) on the idle machine.\n")
+  if "source" in measured:
+    print(f"P measured from the training loop's records ({measured['source']}, the only job "
+          f"on the machine): {measured['step_s']:.2f} s per step at batch 128 "
+          f"({measured['images_per_s']:.0f} img/s).\n")
+  else:
+    print(f"P measured (step_time.py, {measured['steps']} steps at batch {measured['batch']}): "
+          f"{measured['step_s']:.2f} s wall at load average {measured['load_average_1min']} on "
+          f"{measured['cpu_count']} cores ({measured['images_per_s']:.1f} img/s); "
+          f"{measured['cpu_s_per_step']:.2f} CPU-s per step, so at best "
+          f"{measured['idle_step_s_lower_bound']:.2f} s if both cores were used perfectly; P = "
+          f"{p_idle:.2f} s ({128 / p_idle:.0f} img/s) on the idle machine.\n")
   print(f"Schedules: retraining {base['RETRAIN_STEPS']} steps x {base['RETRAIN_BATCH']} "
         f"({base['RETRAIN_STEPS'] * base['RETRAIN_BATCH'] / base['TRAIN_IMAGES']:.1f} epochs of "
         f"{base['TRAIN_IMAGES']:,} images) per network, two networks per member (the derived "
