@@ -15,6 +15,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import ml_collections
 import numpy as np
@@ -193,32 +194,41 @@ def retrain(config, workdir, *, progress: bool = True, networks=NETWORKS,
   static_space = _network_space(genotype, "static")
   steps = int(config.retrain.steps)
   data = None
-  trained = []   # (space, checkpoint dir, metrics path, provenance)
+  trained = []   # the trainings of this call, each a possible source for a later network
   for which in networks:
     space = _network_space(genotype, which)
     checkpoint_dir = workdir / "checkpoints" / f"retrain_{which}"
     metrics_path = workdir / f"retrain_{which}_metrics.jsonl"
-    source = next((t for t in trained if t[0] == space), None)
-    if source is None and shared_dir is not None and space == static_space:
-      inputs = shared.training_inputs(config, space)
-      home = shared.shared_dir_for(shared_dir, inputs)
-      source = (space, home / "checkpoints", home / "metrics.jsonl",
-                dict(shared_dir=str(home), key=shared.training_key(inputs)))
-      if not shared.has_final_checkpoint(source[1], steps):
-        data = data if data is not None else _retrain_data(config)
-        _fit_network(config, space, data, source[1], source[2], home / "tensorboard",
-                     f"retrain {which} (shared)", progress)
-    if source is not None and not shared.has_final_checkpoint(checkpoint_dir, steps):
-      shared.copy_trained(source[1], source[2], checkpoint_dir, metrics_path, steps,
-                          dict(source[3], copied_from=str(source[1])))
-    elif source is None:
-      if not shared.has_final_checkpoint(checkpoint_dir, steps):   # else finished earlier
-        data = data if data is not None else _retrain_data(config)
-        _fit_network(config, space, data, checkpoint_dir, metrics_path,
-                     workdir / "tensorboard" / f"retrain_{which}", f"retrain {which}", progress)
-      trained.append((space, checkpoint_dir, metrics_path, dict(same_as=which)))
-    if source is not None:
+    source = next((t for t in trained if t.space == space), None)
+    if source is None:
+      if shared_dir is not None and space == static_space:
+        inputs = shared.training_inputs(config, space)
+        home = shared.shared_dir_for(shared_dir, inputs)
+        source = _Training(space, home / "checkpoints", home / "metrics.jsonl",
+                           home / "tensorboard", f"retrain {which} (shared)",
+                           dict(shared_dir=str(home), key=shared.training_key(inputs)))
+      else:
+        source = _Training(space, checkpoint_dir, metrics_path,
+                           workdir / "tensorboard" / f"retrain_{which}", f"retrain {which}",
+                           dict(same_as=which))
       trained.append(source)
+      if not shared.has_final_checkpoint(source.checkpoints, steps):   # else finished earlier
+        data = data if data is not None else _retrain_data(config)
+        _fit_network(config, data, source, progress)
+    if source.checkpoints != checkpoint_dir and not shared.has_final_checkpoint(checkpoint_dir,
+                                                                                steps):
+      shared.copy_trained(source.checkpoints, source.metrics, checkpoint_dir, metrics_path,
+                          steps, dict(source.provenance, copied_from=str(source.checkpoints)))
+
+
+class _Training(NamedTuple):
+  """Where one network's retraining runs (a run dir, or a sweep's shared dir)."""
+  space: object
+  checkpoints: Path
+  metrics: Path
+  tensorboard: Path
+  name: str
+  provenance: dict
 
 
 def _retrain_data(config):
@@ -230,18 +240,17 @@ def _retrain_data(config):
   return images, labels
 
 
-def _fit_network(config, space, data, checkpoint_dir, metrics_path, tensorboard_dir, name,
-                 progress):
+def _fit_network(config, data, training: _Training, progress):
   images, labels = data
   mesh = parallel.make_mesh(config.mesh.multi_host)
   r = config.retrain
   parallel.check_batch_size(r.batch_size, mesh, "retrain.batch_size")
-  setup, state = _train_setup(config, space, config.seed)
+  setup, state = _train_setup(config, training.space, config.seed)
   loop.fit(
       parallel.replicate(mesh, state), rt.jit_train_step(setup),
       lambda step: (loop.host_batch(mesh, images, labels, config.seed + 2, step, r.batch_size),),
-      steps=r.steps, cadence=loop.Cadence.from_config(r), checkpoint_dir=checkpoint_dir,
-      metrics_path=metrics_path, tensorboard_dir=tensorboard_dir, name=name,
+      steps=r.steps, cadence=loop.Cadence.from_config(r), checkpoint_dir=training.checkpoints,
+      metrics_path=training.metrics, tensorboard_dir=training.tensorboard, name=training.name,
       progress=progress, postfix=dict(loss="loss"), advice="Lower retrain.lr.")
 
 

@@ -219,9 +219,8 @@ def evaluate_run(config, workdir, *, latency_samples: int = 50, report: bool = T
 
 def _measured_here(config) -> bool:
   """Whether the run's LUT was measured on a JAX device of the platform timed here."""
-  import jax
-  from dnas_ee.hw.lut_measure import DEVICE_PREFIX
-  return str(config.hw.accelerator) == f"{DEVICE_PREFIX}{jax.devices()[0].platform}"
+  from dnas_ee.hw.lut_measure import device_name
+  return str(config.hw.accelerator) == device_name()
 
 
 # --------------------------------------------------------------------------- report

@@ -40,7 +40,7 @@ SEARCH_FILES = ("search_arch.json", "search_metrics.jsonl", "search_trajectory.j
 
 def training_inputs(config, space) -> dict:
   """What the retraining of ``space`` under ``config`` depends on (JSON-able)."""
-  return dict(format=FORMAT, space=_jsonable(dataclasses.asdict(space)),
+  return dict(format=FORMAT, space=dataclasses.asdict(space),
               retrain=config.retrain.to_dict(), data=config.data.to_dict(),
               seed=int(config.seed), grad_clip=config.search.grad_clip)
 
@@ -61,14 +61,10 @@ def copy_search(home: Path, workdir: Path, steps: int) -> None:
   """Copies a finished shared search (final checkpoint, logs, architecture, plots) into
   ``workdir`` and writes ``search_source.json``."""
   home, workdir = Path(home), Path(workdir)
-  source_step = home / "checkpoints" / "search" / str(int(steps))
-  if not source_step.is_dir() or not (home / "search_arch.json").exists():
+  if not (has_final_checkpoint(home / "checkpoints" / "search", steps)
+          and (home / "search_arch.json").exists()):
     raise FileNotFoundError(f"{home} holds no finished search (step {steps}): rerun the sweep")
-  target = workdir / "checkpoints" / "search"
-  if target.exists():
-    shutil.rmtree(target)   # a partial search of this member's own
-  target.mkdir(parents=True)
-  shutil.copytree(source_step, target / str(int(steps)))
+  copy_final_step(home / "checkpoints" / "search", workdir / "checkpoints" / "search", steps)
   for pattern in SEARCH_FILES:
     for path in home.glob(pattern):
       (workdir / path.relative_to(home)).parent.mkdir(parents=True, exist_ok=True)
@@ -105,29 +101,27 @@ def has_final_checkpoint(checkpoint_dir: Path, steps: int) -> bool:
   return (Path(checkpoint_dir) / str(int(steps))).is_dir()
 
 
+def copy_final_step(source_checkpoints, checkpoint_dir, steps: int) -> None:
+  """Replaces ``checkpoint_dir`` (a partial run of the same training, if any) with the
+  final checkpoint (step ``steps``) of ``source_checkpoints``."""
+  checkpoint_dir = Path(checkpoint_dir)
+  if checkpoint_dir.exists():
+    shutil.rmtree(checkpoint_dir)
+  checkpoint_dir.mkdir(parents=True)
+  shutil.copytree(Path(source_checkpoints) / str(int(steps)), checkpoint_dir / str(int(steps)))
+
+
 def copy_trained(source_checkpoints: Path, source_metrics: Path, checkpoint_dir: Path,
                  metrics_path: Path, steps: int, provenance: dict) -> None:
   """Copies the final checkpoint (step ``steps``) and the metrics log of a finished
   training into a run dir, replacing any partial training of the same network there,
   and writes ``provenance`` beside the metrics as ``<metrics stem>_source.json``."""
-  source_step = Path(source_checkpoints) / str(int(steps))
-  if not source_step.is_dir():
-    raise FileNotFoundError(f"{source_step} is missing: the shared training did not finish")
-  checkpoint_dir = Path(checkpoint_dir)
-  if checkpoint_dir.exists():
-    shutil.rmtree(checkpoint_dir)   # a partial run of this same training
-  checkpoint_dir.mkdir(parents=True)
-  shutil.copytree(source_step, checkpoint_dir / str(int(steps)))
+  if not has_final_checkpoint(source_checkpoints, steps):
+    raise FileNotFoundError(f"{Path(source_checkpoints) / str(int(steps))} is missing: the "
+                            "shared training did not finish")
+  copy_final_step(source_checkpoints, checkpoint_dir, steps)
   if Path(source_metrics).exists():
     shutil.copyfile(source_metrics, metrics_path)
   source_file = Path(metrics_path).with_name(Path(metrics_path).stem.removesuffix("_metrics")
                                              + "_source.json")
   source_file.write_text(json.dumps(provenance, indent=1))
-
-
-def _jsonable(value):
-  if isinstance(value, dict):
-    return {str(k): _jsonable(v) for k, v in value.items()}
-  if isinstance(value, (list, tuple)):
-    return [_jsonable(v) for v in value]
-  return value

@@ -14,8 +14,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
