@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from dnas_ee.models.conv import check_groups, conv2d
 from dnas_ee.quant import mix_quantized_activations, mix_quantized_weights
 
 
@@ -76,6 +77,7 @@ class QConv(nnx.Module):
 
   def __init__(self, cin: int, cout: int, kernel: int, *, stride: int = 1, groups: int = 1,
                signed_input: bool | None = None, rngs: nnx.Rngs):
+    check_groups(cin, cout, groups)
     fan_in = kernel * kernel * cin // groups
     self.kernel = nnx.Param(scaled_normal(rngs.params(), (kernel, kernel, cin // groups, cout),
                                           fan_in, 2.0))
@@ -86,9 +88,7 @@ class QConv(nnx.Module):
     if self.in_quant is not None:
       x = self.in_quant(x, bits, probs)
     w = mix_quantized_weights(self.kernel[...], bits, probs)
-    return jax.lax.conv_general_dilated(
-        x, w, (self.stride, self.stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        feature_group_count=self.groups)
+    return conv2d(x, w, self.stride, self.groups)
 
 
 class QDense(nnx.Module):

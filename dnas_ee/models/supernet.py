@@ -17,6 +17,7 @@ from flax import nnx
 from dnas_ee.models.blocks import BLOCK_MODULES, Head, Stem
 from dnas_ee.models.branch import ExitBranch
 from dnas_ee.models.layers import ArchParam
+from dnas_ee.quant import SampledWidth
 from dnas_ee.relax import (
     Relaxation, exit_gates, mixture_probs, sample_bernoulli, sample_one_hot)
 from dnas_ee.space.space import SearchSpace
@@ -35,8 +36,9 @@ class ArchProbs:
       accelerator (resource allocation; unused on one core).
     thresholds: [P] exit thresholds ``tau_i`` of the soft exit decision (learned by
       the search, ``exits.learn_thresholds``), or None where the caller supplies them.
-    single_path: (static) ``ops`` are one-hot samples: each branch slot runs only
-      its sampled candidate (``lax.switch``), ``search.mixture_mode='sampled'``.
+    single_path: (static) ``ops`` and the bit mixtures are one-hot samples: each
+      branch slot runs only its sampled candidate (``lax.switch``) and each layer
+      quantizes at its sampled width only, ``search.mixture_mode='sampled'``.
   """
   gates: jax.Array
   ops: jax.Array
@@ -101,19 +103,24 @@ class Supernet(nnx.Module):
     if start == 0:
       x = self.stem(x, (space.edge_bits,), None, train)
     for i in range(start, stop):
-      x = self.blocks[i](x, space.backbone_bits[i], arch.backbone_bits[i], train)
+      x = self.blocks[i](x, space.backbone_bits[i], _widths(arch, arch.backbone_bits[i]), train)
     return x
 
   def forward_exit(self, x, arch: ArchProbs, j: int, *, train: bool):
     """Logits of early exit ``j`` from the features after its block."""
     space = self.space
     feature = scale_gradient(x, self.branch_grad_scale)
-    return self.branches[j](feature, arch.ops[j], space.branch_bits[j], arch.branch_bits[j],
-                            train, single_path=arch.single_path)
+    return self.branches[j](feature, arch.ops[j], space.branch_bits[j],
+                            _widths(arch, arch.branch_bits[j]), train, single_path=arch.single_path)
 
   def forward_head(self, x, *, train: bool):
     """Logits of the final classifier from the last block's features."""
     return self.head(x, (self.space.edge_bits,), None, train)
+
+
+def _widths(arch: ArchProbs, probs):
+  """A layer group's bit mixture, or its sampled width on a single path."""
+  return SampledWidth(probs) if arch.single_path else probs
 
 
 def scale_gradient(x, scale: float):

@@ -12,9 +12,14 @@ A bit-width mixture mixes the fake-quantized copies *before* the convolution:
 by bilinearity, i.e. it is exactly the mixture over (activation bits, weight
 bits) pairs drawn independently from ``p``, at the price of one convolution.
 At a one-hot ``p`` it is the discrete network.
+
+A ``SampledWidth`` (the single-path search's one-hot sample) instead quantizes at the
+sampled width alone, one pass over the tensor instead of one per candidate width.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Sequence
 
 import jax
@@ -71,6 +76,72 @@ def quantize_activations(x: jax.Array, clip: jax.Array, bits: int, *, signed: bo
   return ste_round(clipped / step) * step
 
 
+@dataclasses.dataclass(frozen=True)
+class SampledWidth:
+  """A sampled bit width: ``one_hot`` [num_bits] is one in value at the sampled width,
+  with a straight-through gradient to every width's logit (``dnas_ee.relax.sample_one_hot``).
+
+  The mixtures below compute the quantized copy at that width only (one pass over the
+  tensor instead of ``num_bits``), with the mixture's own gradient at that one-hot.
+  """
+  one_hot: jax.Array
+
+
+jax.tree_util.register_dataclass(SampledWidth, data_fields=["one_hot"], meta_fields=[])
+
+
+def _quantize_weights_at(w, max_abs, _, qmax):
+  """``quantize_weights`` at ``qmax`` levels (traced), the channels' max |w| given."""
+  scale = jax.lax.stop_gradient(jnp.maximum(max_abs, 1e-8) / qmax)
+  return ste_round(w / scale) * scale
+
+
+def _quantize_unsigned_at(x, _, clip, levels):
+  """``quantize_activations`` (unsigned) at ``levels`` levels (traced)."""
+  clip = jnp.abs(clip) + 1e-6
+  return ste_round(jnp.clip(x, 0.0, clip) / (clip / levels)) * (clip / levels)
+
+
+def _quantize_signed_at(x, _, clip, levels):
+  clip = jnp.abs(clip) + 1e-6
+  return ste_round(jnp.clip(x, -clip, clip) / (clip / levels)) * (clip / levels)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _at_sampled_width(quantize, x, aux, clips, levels, one_hot):
+  """``sum_j one_hot[j] * quantize(x, aux, clips[j], levels[j])`` at a one-hot ``one_hot``,
+  computing the sampled width's copy alone (``aux``: the weights' max |w|, held constant).
+
+  The gradient is the mixture's, exactly: ``x`` and ``clips[k]`` get the sampled width's
+  straight-through gradient, and every width's weight ``one_hot[j]`` gets
+  ``<g, quantize(x, clips[j], levels[j])>``, recomputed in the backward pass as one
+  reduction per width (no stacked copy of ``x`` is stored). Only differences between
+  widths reach the logits through the softmax, so without these terms (GDAS's
+  selected-only route) the bit logits would learn from nothing but the cost.
+  """
+  k = jnp.argmax(one_hot)
+  return quantize(x, aux, clips[k], levels[k])
+
+
+def _at_sampled_width_fwd(quantize, x, aux, clips, levels, one_hot):
+  return (_at_sampled_width(quantize, x, aux, clips, levels, one_hot),
+          (x, aux, clips, levels, one_hot))
+
+
+def _at_sampled_width_bwd(quantize, residuals, g):
+  x, aux, clips, levels, one_hot = residuals
+  k = jnp.argmax(one_hot)
+  _, vjp = jax.vjp(lambda x, c: quantize(x, aux, c, levels[k]), x, clips[k])
+  g_x, g_clip = vjp(g)
+  g_one_hot = jnp.stack([jnp.sum(g * quantize(x, aux, clips[j], levels[j]))
+                         for j in range(one_hot.shape[0])])
+  return (g_x, jnp.zeros_like(aux), jnp.zeros_like(clips).at[k].set(g_clip),
+          jnp.zeros_like(levels), g_one_hot.astype(one_hot.dtype))
+
+
+_at_sampled_width.defvjp(_at_sampled_width_fwd, _at_sampled_width_bwd)
+
+
 def _per_width(bits: Sequence[int], ndim: int, signed: bool) -> jax.Array:
   """Quantization levels of each candidate width, shaped to broadcast over a stacked axis."""
   levels = [2.0**(b - 1) - 1 if signed else 2.0**b - 1 for b in bits]
@@ -78,9 +149,14 @@ def _per_width(bits: Sequence[int], ndim: int, signed: bool) -> jax.Array:
 
 
 def mix_quantized_weights(w: jax.Array, bits: Sequence[int], probs: jax.Array) -> jax.Array:
-  """``sum_b probs[b] * quantize_weights(w, bits[b])``, all widths in one vectorized pass."""
+  """``sum_b probs[b] * quantize_weights(w, bits[b])``, all widths in one vectorized pass
+  (the sampled width alone when ``probs`` is a ``SampledWidth``)."""
   if len(bits) == 1:
     return quantize_weights(w, bits[0])
+  if isinstance(probs, SampledWidth):
+    max_abs = jnp.max(jnp.abs(w), axis=tuple(range(w.ndim - 1)), keepdims=True)
+    return _at_sampled_width(_quantize_weights_at, w, max_abs, jnp.zeros(len(bits)),
+                             _per_width(bits, 0, True), probs.one_hot)
   qmax = _per_width(bits, w.ndim, signed=True)
   max_abs = jnp.max(jnp.abs(w), axis=tuple(range(w.ndim - 1)), keepdims=True)
   scale = jax.lax.stop_gradient(jnp.maximum(max_abs, 1e-8) / qmax)
@@ -92,10 +168,15 @@ def mix_quantized_activations(x: jax.Array, clip: jax.Array, bits: Sequence[int]
   """``sum_b probs[b] * quantize_activations(x, clip[b], bits[b])``, vectorized over widths.
 
   ``clip``: a scalar shared by every width, or one clip per width ``[num_bits]``.
+  A ``SampledWidth`` ``probs`` quantizes at the sampled width alone.
   """
   clip = jnp.broadcast_to(jnp.asarray(clip, jnp.float32), (len(bits),))
   if len(bits) == 1:
     return quantize_activations(x, clip[0], bits[0], signed=signed)
+  if isinstance(probs, SampledWidth):
+    quantize = _quantize_signed_at if signed else _quantize_unsigned_at
+    return _at_sampled_width(quantize, x, jnp.zeros(()), clip, _per_width(bits, 0, signed),
+                             probs.one_hot)
   clip = jnp.abs(clip).reshape((-1,) + (1,) * x.ndim) + 1e-6
   clipped = jnp.clip(x[None], -clip, clip) if signed else jnp.clip(x[None], 0.0, clip)
   step = clip / _per_width(bits, x.ndim, signed)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dnas_ee.quant import (
-    check_bits, mix_quantized_activations, mix_quantized_weights, quantize_activations,
+    SampledWidth, check_bits, mix_quantized_activations, mix_quantized_weights, quantize_activations,
     quantize_weights)
 
 
@@ -111,3 +111,32 @@ def test_low_widths_are_not_zeroed_at_initialization():
   # The 8-bit clip is the learned parameter itself; lower widths clip lower.
   ratios = clip_ratios((2, 4, 8))
   assert ratios[-1] == 1.0 and ratios[0] < ratios[1] < ratios[2]
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_sampled_width_equals_the_mixture_at_its_one_hot(signed):
+  """A SampledWidth computes one quantized copy, with the value and every gradient (input,
+  each width's clip, each width's mixture weight) of the mixture at the same one-hot."""
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3, 3, 4)), jnp.float32)
+  w = jnp.asarray(np.random.default_rng(1).normal(size=(3, 3, 4, 5)), jnp.float32)
+  bits, clips = (2, 4, 8), jnp.asarray([0.9, 2.0, 3.5])
+  one_hot = jnp.asarray([0.0, 1.0, 0.0])
+  target = jnp.asarray(np.random.default_rng(2).normal(size=(2, 3, 3, 4)), jnp.float32)
+  np.testing.assert_allclose(
+      mix_quantized_activations(x, clips, bits, SampledWidth(one_hot), signed=signed),
+      quantize_activations(x, clips[1], 4, signed=signed), rtol=1e-6)
+  np.testing.assert_allclose(mix_quantized_weights(w, bits, SampledWidth(one_hot)),
+                             quantize_weights(w, 4), rtol=1e-6)
+
+  def loss(wrap, x, clips, h):
+    return jnp.sum((mix_quantized_activations(x, clips, bits, wrap(h), signed=signed)
+                    - target) ** 2)
+  sampled = jax.grad(loss, (1, 2, 3))(SampledWidth, x, clips, one_hot)
+  mixed = jax.grad(loss, (1, 2, 3))(lambda h: h, x, clips, one_hot)
+  for a, b in zip(sampled, mixed):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+  assert np.all(np.asarray(sampled[2]) != 0.0)   # every width's weight is priced by the task
+  w_loss = lambda wrap, w, h: jnp.sum(mix_quantized_weights(w, bits, wrap(h)) ** 3)
+  for a, b in zip(jax.grad(w_loss, (1, 2))(SampledWidth, w, one_hot),
+                  jax.grad(w_loss, (1, 2))(lambda h: h, w, one_hot)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
