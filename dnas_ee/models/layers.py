@@ -161,6 +161,12 @@ def resize(x, res: int):
     return x
   if h > res:
     f = h // res
+    if h % res == 0 and x.shape[2] % res == 0:
+      # Non-overlapping f x f means as a reshape and a mean: the same numbers as the
+      # average pool, and XLA:CPU runs it (and its gradient) as a fused reduction, where
+      # reduce_window was 6% of a ResNet-20 search step.
+      b, _, w, c = x.shape
+      return x.reshape(b, res, f, w // f, f, c).mean(axis=(2, 4))
     return pool(x, "avgpool", f, f)
   f = res // h
   return jnp.repeat(jnp.repeat(x, f, axis=1), f, axis=2)

@@ -178,6 +178,12 @@ def _window_pool(eqn, bits) -> OpSignature | None:
 def _global_pool(eqn, bits) -> OpSignature | None:
   shape = eqn.invars[0].aval.shape
   axes = tuple(sorted(eqn.params["axes"]))
+  if len(shape) == 6 and axes in ((2, 4), (3, 5)) and shape[axes[0]] == shape[axes[1]]:
+    # A non-overlapping f x f average pool written as reshape + mean ([B, H/f, f, W/f, f, C],
+    # or NCHW's [B, C, H/f, f, W/f, f]; ``models.layers.resize``).
+    f, c = shape[axes[0]], shape[5] if axes == (2, 4) else shape[1]
+    h, w = shape[axes[0] - 1] * f, shape[axes[1] - 1] * f
+    return OpSignature("avgpool", h, w, c, c, f, f, c, *bits)
   if len(shape) != 4 or 0 in axes or len(axes) != 2:
     return None  # softmax, norms, losses: not a layer
   (c_axis,) = [d for d in range(1, 4) if d not in axes]

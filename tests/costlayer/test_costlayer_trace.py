@@ -111,3 +111,14 @@ def test_untraceable_layer_is_named():
   attention = lambda x: jnp.einsum("btd,bsd->bts", x, x)
   with pytest.raises(TraceError, match="two activations"):
     trace_ops(attention, jnp.zeros((1, 4, 8)))
+
+
+def test_reshape_mean_resize_traces_as_the_average_pool_it_computes():
+  """``models.layers.resize`` pools by reshape + mean (fast on XLA:CPU); the trace prices it
+  as the f x f average pool it equals, in NHWC and NCHW."""
+  from dnas_ee.models.layers import pool, resize
+  x = jnp.zeros((1, 32, 32, 16))
+  assert trace_ops(lambda x: resize(x, 8), x) == trace_ops(lambda x: pool(x, "avgpool", 4, 4), x)
+  nchw = lambda x: x.reshape(1, 16, 8, 4, 8, 4).mean(axis=(3, 5))
+  (sig,) = trace_ops(nchw, jnp.zeros((1, 16, 32, 32)))
+  assert (sig.op, sig.h, sig.w, sig.cin, sig.kernel, sig.stride) == ("avgpool", 32, 32, 16, 4, 4)
