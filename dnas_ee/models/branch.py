@@ -27,12 +27,13 @@ class CandidateOp(nnx.Module):
     self.op = op
     self.act = ACTIVATIONS[act]
     cout = op.out_width(cin, base_width)
-    if op.kind == "conv":
-      self.conv = QConv(cin, cout, op.kernel, stride=op.stride, rngs=rngs)
+    if op.kind == "conv":   # switched: a sampled search runs the candidate inside lax.switch
+      self.conv = QConv(cin, cout, op.kernel, stride=op.stride, switched=True, rngs=rngs)
       self.bn = batch_norm(cout, rngs)
     elif op.kind == "dwsep":
-      self.depthwise = QConv(cin, cin, op.kernel, stride=op.stride, groups=cin, rngs=rngs)
-      self.pointwise = QConv(cin, cout, 1, signed_input=True, rngs=rngs)
+      self.depthwise = QConv(cin, cin, op.kernel, stride=op.stride, groups=cin, switched=True,
+                             rngs=rngs)
+      self.pointwise = QConv(cin, cout, 1, signed_input=True, switched=True, rngs=rngs)
       self.bn = batch_norm(cout, rngs)
 
   def __call__(self, x, x_quantized, bits, probs, train: bool):

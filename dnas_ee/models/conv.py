@@ -1,4 +1,5 @@
-"""NHWC convolution (SAME padding) whose gradients are written as forward convolutions.
+"""NHWC convolution (SAME padding) whose gradients are written as forward convolutions
+(used by the exit-branch candidates, ``QConv(switched=True)``).
 
 Why: inside a ``lax.switch``/``lax.cond`` branch (the sampled single-path search runs
 each exit-branch slot as one), XLA:CPU leaves the convolutions that autodiff writes
