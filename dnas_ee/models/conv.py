@@ -5,7 +5,7 @@ Why: inside a ``lax.switch``/``lax.cond`` branch (the sampled single-path search
 each exit-branch slot as one), XLA:CPU leaves the convolutions that autodiff writes
 for the backward pass in their transposed dimension order (kernel ``01oi``, or
 batch and features swapped for the filter gradient) and runs them on its generic
-loop emitter: 13x (input gradient) and 47x (filter gradient) slower than the same
+loop emitter: 10x (input gradient) and 50x (filter gradient) slower than the same
 convolution at the top level of the program, where XLA inserts the transposes
 itself. This VJP states both gradients as ``NHWC x HWIO -> NHWC`` convolutions on
 explicitly transposed operands, the canonical form XLA hands to its fast

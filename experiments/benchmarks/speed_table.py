@@ -33,15 +33,17 @@ def search_table(results: dict) -> str:
                    f"{r['plain_images_per_s']:.1f} | {r['search_over_plain']:.2f} | "
                    f"{r['compile_s']:.0f} | {r.get('cached_compile_s', float('nan')):.1f} | "
                    f"{r['xla_peak_memory_mib']:.0f} |")
-  lines += torch_lines(results.get("torch"))
+  lines += torch_lines(results.get("torch"), "in the run of the table above")
   return "\n".join(lines)
 
 
-def torch_lines(t: dict | None) -> list[str]:
+def torch_lines(t: dict | None, source: str) -> list[str]:
+  """The PyTorch comparison of one benchmark run; ``source`` names that run (two JSON files
+  may each carry one, taken under different loads)."""
   if not t:
     return []
   clock = {"cpu": "process CPU time", "wall": "wall time"}.get(t.get("clock"), "wall time")
-  return ["", f"ResNet-20 training step at batch {t['batch_size']}, same machine, timed on "
+  return ["", f"ResNet-20 training step at batch {t['batch_size']}, {source}, timed on "
           f"{clock} (torch {t['torch']}, {t['threads']} threads; JAX timed just before and after "
           f"the torch process, the better kept):", "",
           "| JAX (dnas-ee, 8-bit QAT) | torch eager, channels-last (float) | "
@@ -75,7 +77,7 @@ def profile_table(p: dict) -> str:
     lines += ["", "| XLA_FLAGS | whole step (ms), own process, best of 2 turns |", "|---|---|"]
     lines += [f"| {k or '(default)'} | " + (f"{v:.1f}" if isinstance(v, float) else v) + " |"
               for k, v in flags.items()]
-  lines += torch_lines(p.get("torch"))
+  lines += torch_lines(p.get("torch"), "in the profile's run")
   return "\n".join(lines)
 
 

@@ -88,6 +88,17 @@ def test_sampled_search_step_does_not_retrace_and_moves_the_architecture(tiny_co
     return search_step(state, train_batch, val_batch, ctx, setup=run.setup)
 
   step_fn = jax.jit(chex.assert_max_traces(traced_step, n=1), donate_argnums=0)
+  # No convolution inside the switched candidates is left in the transposed forms lax's
+  # own gradients take (input gradient b01f_01oi, filter gradient f01b_i01o), which
+  # XLA:CPU ran 10-50x slower in a switch branch (dnas_ee.models.conv); XLA may still
+  # swap the operands of a tiny one (1x1 or 2x2 outputs here) on its own.
+  hlo = step_fn.lower(run.state, *pipeline.search_batches(run, tiny_config, 0), run.ctx)
+  switched = [line.split("dim_labels=")[1].split(",")[0]
+              for line in hlo.compile().as_text().splitlines()
+              if " convolution(" in line and "/cond/" in line]
+  assert switched.count("b01f_01io->b01f") >= len(switched) // 2, switched
+  assert not {"b01f_01oi->b01f", "f01b_i01o->01bf"} & set(switched), switched
+  chex.clear_trace_counter()
   before = [np.asarray(x).copy() for x in jax.tree.leaves(run.state.arch)]
   state = run.state
   for step in range(4):   # a new path is sampled at every step, with one trace
