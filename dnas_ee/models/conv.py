@@ -29,9 +29,13 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
   return out, total // 2, total - total // 2
 
 
-def _forward(x, w, stride: int, groups: int):
+def conv2d_autodiff(x: jax.Array, w: jax.Array, stride: int = 1, groups: int = 1) -> jax.Array:
+  """The same convolution with lax's own gradient (faster at a program's top level)."""
   return jax.lax.conv_general_dilated(x, w, (stride, stride), "SAME", dimension_numbers=_DIMS,
                                       feature_group_count=groups)
+
+
+_forward = conv2d_autodiff
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from dnas_ee.models.conv import check_groups, conv2d
+from dnas_ee.models.conv import check_groups, conv2d, conv2d_autodiff
 from dnas_ee.quant import mix_quantized_activations, mix_quantized_weights
 
 
@@ -93,11 +93,7 @@ class QConv(nnx.Module):
     if self.in_quant is not None:
       x = self.in_quant(x, bits, probs)
     w = mix_quantized_weights(self.kernel[...], bits, probs)
-    if self.switched:
-      return conv2d(x, w, self.stride, self.groups)
-    return jax.lax.conv_general_dilated(
-        x, w, (self.stride, self.stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        feature_group_count=self.groups)
+    return (conv2d if self.switched else conv2d_autodiff)(x, w, self.stride, self.groups)
 
 
 class QDense(nnx.Module):
