@@ -79,8 +79,9 @@ class QConv(nnx.Module):
                signed_input: bool | None = None, switched: bool = False, rngs: nnx.Rngs):
     # ``switched``: the convolution may run inside a ``lax.switch`` branch (a candidate op
     # of the sampled single-path search), where only ``conv2d``'s hand-written gradient
-    # stays on XLA:CPU's fast path; at the top level lax's own gradient is ~7% faster
-    # (plain ResNet-20 step, 137 vs 147 img/s, one process).
+    # stays on XLA:CPU's fast path. At the top level the two are within run-to-run noise
+    # (experiments/benchmarks/plain_conv_ab.py), and the backbone keeps lax's gradient,
+    # the one every benchmark in the README was measured with.
     self.switched = switched
     check_groups(cin, cout, groups)
     fan_in = kernel * kernel * cin // groups
