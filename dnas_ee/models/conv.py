@@ -35,20 +35,17 @@ def conv2d_autodiff(x: jax.Array, w: jax.Array, stride: int = 1, groups: int = 1
                                       feature_group_count=groups)
 
 
-_forward = conv2d_autodiff
-
-
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, groups: int = 1) -> jax.Array:
   """``lax.conv_general_dilated(x, w, stride, 'SAME')`` on NHWC ``x`` and HWIO ``w``.
 
   ``groups`` is 1 or the channel count (a depthwise convolution, one filter per channel).
   """
-  return _forward(x, w, stride, groups)
+  return conv2d_autodiff(x, w, stride, groups)
 
 
 def _conv2d_fwd(x, w, stride, groups):
-  return _forward(x, w, stride, groups), (x, w)
+  return conv2d_autodiff(x, w, stride, groups), (x, w)
 
 
 def _conv2d_bwd(stride, groups, residuals, g):

@@ -56,24 +56,13 @@ def quantize_weights(w: jax.Array, bits: int) -> jax.Array:
     >>> quantize_weights(jnp.array([[0.7], [-0.33], [0.12]]), 4)[:, 0].round(4).tolist()
     [0.7, -0.3, 0.1]
   """
-  qmax = 2.0**(bits - 1) - 1
-  reduce_axes = tuple(range(w.ndim - 1))
-  max_abs = jnp.max(jnp.abs(w), axis=reduce_axes, keepdims=True)
-  scale = jax.lax.stop_gradient(jnp.maximum(max_abs, 1e-8) / qmax)
-  return ste_round(w / scale) * scale
+  max_abs = jnp.max(jnp.abs(w), axis=tuple(range(w.ndim - 1)), keepdims=True)
+  return _quantize_weights_at(w, max_abs, None, 2.0**(bits - 1) - 1)
 
 
 def quantize_activations(x: jax.Array, clip: jax.Array, bits: int, *, signed: bool) -> jax.Array:
   """Per-tensor fake quantization of activations with a learned clipping value."""
-  clip = jnp.abs(clip) + 1e-6
-  if signed:
-    levels = 2.0**(bits - 1) - 1
-    clipped = jnp.clip(x, -clip, clip)
-  else:
-    levels = 2.0**bits - 1
-    clipped = jnp.clip(x, 0.0, clip)
-  step = clip / levels
-  return ste_round(clipped / step) * step
+  return _quantize_activations_at(x, None, clip, _levels((bits,), signed)[0], signed=signed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,20 +80,17 @@ jax.tree_util.register_dataclass(SampledWidth, data_fields=["one_hot"], meta_fie
 
 
 def _quantize_weights_at(w, max_abs, _, qmax):
-  """``quantize_weights`` at ``qmax`` levels (traced), the channels' max |w| given."""
+  """``quantize_weights`` at ``qmax`` levels (may be traced), the channels' max |w| given."""
   scale = jax.lax.stop_gradient(jnp.maximum(max_abs, 1e-8) / qmax)
   return ste_round(w / scale) * scale
 
 
-def _quantize_unsigned_at(x, _, clip, levels):
-  """``quantize_activations`` (unsigned) at ``levels`` levels (traced)."""
+def _quantize_activations_at(x, _, clip, levels, *, signed: bool):
+  """``quantize_activations`` at ``levels`` levels (may be traced)."""
   clip = jnp.abs(clip) + 1e-6
-  return ste_round(jnp.clip(x, 0.0, clip) / (clip / levels)) * (clip / levels)
-
-
-def _quantize_signed_at(x, _, clip, levels):
-  clip = jnp.abs(clip) + 1e-6
-  return ste_round(jnp.clip(x, -clip, clip) / (clip / levels)) * (clip / levels)
+  clipped = jnp.clip(x, -clip, clip) if signed else jnp.clip(x, 0.0, clip)
+  step = clip / levels
+  return ste_round(clipped / step) * step
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -152,11 +138,10 @@ def mix_quantized_weights(w: jax.Array, bits: Sequence[int], probs: jax.Array) -
   (the sampled width alone when ``probs`` is a ``SampledWidth``)."""
   if len(bits) == 1:
     return quantize_weights(w, bits[0])
+  max_abs = jnp.max(jnp.abs(w), axis=tuple(range(w.ndim - 1)), keepdims=True)
   if isinstance(probs, SampledWidth):
-    max_abs = jnp.max(jnp.abs(w), axis=tuple(range(w.ndim - 1)), keepdims=True)
     return _at_sampled_width(_quantize_weights_at, w, max_abs, jnp.zeros(len(bits)),
                              jnp.asarray(_levels(bits, True)), probs.one_hot)
-  max_abs = jnp.max(jnp.abs(w), axis=tuple(range(w.ndim - 1)), keepdims=True)
   return sum(probs[j] * _quantize_weights_at(w, max_abs, None, qmax)
              for j, qmax in enumerate(_levels(bits, signed=True)))
 
@@ -171,13 +156,12 @@ def mix_quantized_activations(x: jax.Array, clip: jax.Array, bits: Sequence[int]
   clip = jnp.broadcast_to(jnp.asarray(clip, jnp.float32), (len(bits),))
   if len(bits) == 1:
     return quantize_activations(x, clip[0], bits[0], signed=signed)
+  quantize = functools.partial(_quantize_activations_at, signed=signed)
   if isinstance(probs, SampledWidth):
-    quantize = _quantize_signed_at if signed else _quantize_unsigned_at
     return _at_sampled_width(quantize, x, jnp.zeros(()), clip, jnp.asarray(_levels(bits, signed)),
                              probs.one_hot)
   # A sum of the widths' copies, not a tensordot over a stacked [num_bits, ...] copy:
-  # XLA fuses the sum into one pass (1.5x faster forward + backward on a ResNet-20
-  # activation at 3 widths, 2-core CPU).
-  quantize = _quantize_signed_at if signed else _quantize_unsigned_at
+  # XLA fuses the sum into one pass (1.35x faster forward + backward on a ResNet-20
+  # activation at 3 widths, experiments/benchmarks/switch_kernels.py).
   return sum(probs[j] * quantize(x, None, clip[j], levels)
              for j, levels in enumerate(_levels(bits, signed)))
