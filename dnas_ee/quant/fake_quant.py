@@ -53,7 +53,7 @@ def quantize_weights(w: jax.Array, bits: int) -> jax.Array:
   """Symmetric per-output-channel fake quantization (output channels on the last axis).
 
   Example:
-    >>> quantize_weights(jnp.array([[0.7], [-0.33], [0.12]]), 4)[:, 0].round(4).tolist()
+    >>> [round(v, 4) for v in quantize_weights(jnp.array([[0.7], [-0.33], [0.12]]), 4)[:, 0].tolist()]
     [0.7, -0.3, 0.1]
   """
   max_abs = jnp.max(jnp.abs(w), axis=tuple(range(w.ndim - 1)), keepdims=True)
