@@ -11,7 +11,7 @@ Run into the same work dir as the 3-seed part; then one table of both:
 
     nohup dnas-ee sweep --sweep experiments/sweeps/cifar10_resnet20_once.py \\
       --workdir runs/cifar10_resnet20 > runs/cifar10_resnet20_once.log 2>&1 &
-    python experiments/results/cifar10_resnet20/make_table.py --workdir runs/cifar10_resnet20
+    python experiments/analysis/cifar10_resnet20/make_table.py --workdir runs/cifar10_resnet20
 """
 import runpy
 from pathlib import Path

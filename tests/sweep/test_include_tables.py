@@ -1,4 +1,4 @@
-"""README tables are regenerated from files: an include block's body becomes the file."""
+"""Tables in the READMEs are generated from files: an include block's body becomes the file."""
 import importlib.util
 
 import pytest
@@ -8,7 +8,7 @@ from sweep_support import ROOT
 
 def _module():
   spec = importlib.util.spec_from_file_location("include_tables",
-                                                ROOT / "experiments/results/include_tables.py")
+                                                ROOT / "experiments/analysis/include_tables.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -23,3 +23,4 @@ def test_include_replaces_only_the_block_body(tmp_path):
   assert include(out, tmp_path) == out
   with pytest.raises(FileNotFoundError, match="missing.md"):
     include("<!-- include: missing.md -->\n<!-- end include -->", tmp_path)
+

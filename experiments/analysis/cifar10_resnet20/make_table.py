@@ -1,6 +1,7 @@
-"""One table of both ResNet-20 sweeps, copied with every member's artifacts into this folder.
+"""One table of both ResNet-20 sweeps, copied with every member's artifacts into
+experiments/results/cifar10_resnet20/.
 
-Run:  python experiments/results/cifar10_resnet20/make_table.py --workdir runs/cifar10_resnet20
+Run:  python experiments/analysis/cifar10_resnet20/make_table.py --workdir runs/cifar10_resnet20
 
 The sweep format crosses every method with every seed, so the 3-seed members
 (cifar10_resnet20.py) and the 1-seed ones (cifar10_resnet20_once.py) are two sweeps
@@ -16,15 +17,15 @@ import argparse
 import subprocess
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[2]
+ROOT = Path(__file__).resolve().parents[3]
+RESULTS = ROOT / "experiments" / "results" / "cifar10_resnet20"
 SWEEPS = ("cifar10_resnet20.py", "cifar10_resnet20_once.py")
 
 
 def main() -> None:
   parser = argparse.ArgumentParser()
   parser.add_argument("--workdir", default="runs/cifar10_resnet20")
-  parser.add_argument("--out", default=str(HERE))
+  parser.add_argument("--out", default=str(RESULTS))
   args = parser.parse_args()
   from dnas_ee.sweep.runner import write_manifest
   from dnas_ee.sweep.spec import load_sweep, sweep_members

@@ -1,6 +1,6 @@
 """Checks, without training, that every member of the CIFAR-10 sweeps can run.
 
-Run:  python experiments/results/cifar10_resnet20/check_sweeps.py
+Run:  python experiments/analysis/cifar10_resnet20/check_sweeps.py
 
 For each member of experiments/sweeps/cifar10_{resnet20,resnet20_once,mbv2_quadcore}.py:
 its config resolves (``sweep_members``) and passes the checks a stage makes before

@@ -1,6 +1,6 @@
 """The compute plan of the CIFAR-10 sweeps: wall-clock per member and in all, and Reference B's search cost.
 
-Run:  python experiments/results/cifar10_resnet20/plan.py [--step-time step_time_cpu.json]
+Run:  python experiments/analysis/cifar10_resnet20/plan.py [--step-time step_time_cpu.json]
 
 Everything is counted in plain steps: P, the seconds of one retraining step of the
 static ResNet-20 at batch 128 (measured by step_time.py). Schedules come from the
@@ -14,8 +14,8 @@ import json
 import runpy
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[2]
+ROOT = Path(__file__).resolve().parents[3]
+RESULTS = ROOT / "experiments" / "results" / "cifar10_resnet20"
 
 # Assumptions, in units of P (one plain batch-128 step), with their sources.
 # Issue 9's table (ResNet-20, 8 candidate exits, softmax mixtures): a search step at
@@ -84,7 +84,7 @@ def hours(seconds: float) -> str:
 
 def main() -> None:
   parser = argparse.ArgumentParser()
-  parser.add_argument("--step-time", default=str(HERE / "step_time_cpu_idle.json"))
+  parser.add_argument("--step-time", default=str(RESULTS / "step_time_cpu_idle.json"))
   parser.add_argument("--metrics", default="",
                       help="a retraining metrics.jsonl of the static ResNet-20 at batch 128 "
                            "(e.g. the campaign's shared static backbone): P from its records "

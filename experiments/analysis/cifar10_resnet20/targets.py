@@ -1,6 +1,6 @@
 """Issue 14's targets, checked on a finished sweep's run dirs: met, missed, or not yet measurable.
 
-Run:  python experiments/results/cifar10_resnet20/targets.py --workdir runs/cifar10_resnet20 \\
+Run:  python experiments/analysis/cifar10_resnet20/targets.py --workdir runs/cifar10_resnet20 \\
         [--out experiments/results/cifar10_resnet20/targets.md]
 
 Reads the work dir's ``sweep.json`` (make_table.py writes the one of both ResNet-20
@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
 CANDIDATE_EPOCHS, TRAIN_IMAGES = 5, 37_500
 AEBNAS_TRAINED = 100 + (30 + 1) * 8        # see plan.py
 

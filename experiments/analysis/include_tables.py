@@ -2,7 +2,8 @@
 ``<!-- include: PATH -->`` and ``<!-- end include -->`` is replaced by the file PATH
 (relative to the repository root), e.g. a sweep's ``table.md`` from ``dnas-ee table --out``.
 
-Run:  python experiments/results/include_tables.py [README.md ...]   (default: README.md)
+Run:  python experiments/analysis/include_tables.py [FILE.md ...]
+      (default: README.md and every experiments/results/*/README.md)
 """
 from __future__ import annotations
 
@@ -30,12 +31,20 @@ def include(text: str, root: Path = ROOT) -> str:
   return BLOCK.sub(body, text)
 
 
+def default_files(root: Path = ROOT) -> list[str]:
+  """The files whose tables are generated: the README and each results folder's README."""
+  results = sorted(p.relative_to(root).as_posix()
+                   for p in (root / "experiments" / "results").glob("*/README.md"))
+  return ["README.md", *results]
+
+
 def main(paths) -> None:
-  for name in paths or ["README.md"]:
+  for name in paths or default_files():
     path = ROOT / name
     before = path.read_text()
     after = include(before)
-    path.write_text(after)
+    if after != before:
+      path.write_text(after)
     print(f"{name}: {'updated' if after != before else 'unchanged'}")
 
 

@@ -1,11 +1,11 @@
 """Seconds per retraining step of the static ResNet-20 (8-bit QAT) at batch 128, on this machine.
 
-Run:  python experiments/results/cifar10_resnet20/step_time.py [--steps 20] [--out FILE]
+Run:  python experiments/analysis/cifar10_resnet20/step_time.py [--steps 20] [--out FILE]
 
 At most ``--steps`` training steps in all: the first compiles (and is timed
 apart), the rest are timed together. Synthetic CIFAR-shaped inputs: the step's
 cost does not depend on the pixel values. This is the figure the schedules of
-``experiments/sweeps/cifar10_resnet20.py`` are sized from (README.md beside it).
+``experiments/sweeps/cifar10_resnet20.py`` are sized from (experiments/results/cifar10_resnet20/README.md).
 """
 from __future__ import annotations
 

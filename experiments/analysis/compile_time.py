@@ -1,7 +1,7 @@
 """Where the search step's compile time goes, before and after the BatchNorm trace fix.
 
 Run (from the repository root, one process, one measurement at a time):
-  python experiments/results/compile_time_cpu.py --spaces digits,cifar10_resnet20 \
+  python experiments/analysis/compile_time.py --spaces digits,cifar10_resnet20 \
     --modes softmax,sampled --out experiments/results/compile_time_cpu.json \
     [--ynn-off digits] [--step-iters 3]
 
@@ -115,7 +115,7 @@ def main():
   parser.add_argument("--step-iters", type=int, default=3)
   parser.add_argument("--out", default="")
   args = parser.parse_args()
-  results = {"command": " ".join(["compile_time_cpu.py"] + sys.argv[1:]), "jax": jax.__version__,
+  results = {"command": " ".join(["compile_time.py"] + sys.argv[1:]), "jax": jax.__version__,
              "device": str(jax.devices()[0].device_kind), "cpu_count": os.cpu_count(),
              "load_average_at_start": os.getloadavg(), "spaces": {}}
   overrides = ["--config.hw.accelerator=", "--config.hw.objective=macs"]
