@@ -1,10 +1,10 @@
-"""Markdown tables of the speed benchmarks, from their JSON (the README's "Speed" figures).
+"""Markdown tables of the speed benchmarks, from their JSON (docs/benchmarks.md's tables).
 
 Run:  python experiments/benchmarks/speed_table.py \\
         --search experiments/results/search_step_cpu.json \\
-        --profile experiments/results/train_step_profile_cpu.json [--readme README.md]
+        --profile experiments/results/train_step_profile_cpu.json [--doc docs/benchmarks.md]
 
-Prints the tables; with ``--readme`` it also rewrites the text between the
+Prints the tables; with ``--doc`` it also rewrites the text between the
 ``<!-- speed-tables:begin -->`` and ``<!-- speed-tables:end -->`` markers of that file.
 """
 from __future__ import annotations
@@ -85,21 +85,21 @@ def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--search", action="append", default=[], help="search_step.py JSON (repeatable)")
   parser.add_argument("--profile", default="", help="train_step_profile.py JSON")
-  parser.add_argument("--readme", default="")
+  parser.add_argument("--doc", default="", help="markdown file whose speed-tables block to rewrite")
   args = parser.parse_args()
   parts = [search_table(json.loads(Path(f).read_text())) for f in args.search]
   if args.profile:
     parts.append(profile_table(json.loads(Path(args.profile).read_text())))
   text = "\n\n".join(parts)
   print(text)
-  if args.readme:
-    readme = Path(args.readme)
-    old = readme.read_text()
+  if args.doc:
+    doc = Path(args.doc)
+    old = doc.read_text()
     if BEGIN not in old or END not in old:
-      raise SystemExit(f"{readme} has no {BEGIN} ... {END} block to fill")
+      raise SystemExit(f"{doc} has no {BEGIN} ... {END} block to fill")
     new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: f"{BEGIN}\n{text}\n{END}",
                  old, flags=re.S)
-    readme.write_text(new)
+    doc.write_text(new)
 
 
 if __name__ == "__main__":

@@ -24,3 +24,13 @@ def test_include_replaces_only_the_block_body(tmp_path):
   with pytest.raises(FileNotFoundError, match="missing.md"):
     include("<!-- include: missing.md -->\n<!-- end include -->", tmp_path)
 
+
+def test_generated_tables_are_up_to_date():
+  """README.md's headline table and the results folders' tables equal their files
+  (otherwise: python experiments/analysis/include_tables.py)."""
+  module = _module()
+  files = module.default_files()
+  assert "README.md" in files and "experiments/results/digits_methods/README.md" in files
+  stale = [name for name in files
+           if module.include((ROOT / name).read_text()) != (ROOT / name).read_text()]
+  assert not stale, f"stale tables in {stale}: run python experiments/analysis/include_tables.py"
