@@ -1,5 +1,5 @@
 """Plain ResNet-20 training step with the backbone's convolutions on lax's own gradient
-against ``dnas_ee.models.conv.conv2d``'s hand-written one (issue 9), one process.
+against ``dnas_ee.models.conv.conv2d``'s hand-written one, one process.
 
 Run:  python experiments/benchmarks/plain_conv_ab.py [--out FILE]
 

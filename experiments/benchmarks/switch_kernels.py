@@ -1,4 +1,5 @@
-"""Micro-benchmarks behind issue 9's sampled-mode fixes, each ratio from one process.
+"""Micro-benchmarks behind the sampled mode's convolution and bit-mixture forms, each ratio
+from one process (docs/benchmarks.md).
 
 Run:  python experiments/benchmarks/switch_kernels.py [--out FILE]
 
@@ -6,9 +7,9 @@ Run:  python experiments/benchmarks/switch_kernels.py [--out FILE]
    inside a 4-way ``lax.switch``, with lax's own gradient and with
    ``dnas_ee.models.conv.conv2d`` (gradients written as canonical forward convolutions).
 2. The same convolution's gradient inside a 2-iteration ``fori_loop``.
-3. A 3-width activation bit mixture (64 x 32 x 32 x 16) forward + backward: the old
+3. A 3-width activation bit mixture (64 x 32 x 32 x 16) forward + backward: a
    ``tensordot`` over a stacked copy against the fused sum ``mix_quantized_activations``
-   now computes, and one width alone.
+   computes, and one width alone.
 Milliseconds per call, best of 3 rounds of 20 calls, wall time.
 """
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Digits searched against three accelerators' energy-delay product, 3 seeds.
 
-Was the shell loop of the former experiments/results/digits_accelerators.md (search + derive,
-one seed); here every member is a whole run, so the table has accuracy and
-measured costs with their spread over seeds.
+Every member is a whole run, so the table has accuracy and measured costs with their
+spread over seeds; results and reading in experiments/results/accelerators/.
 
     dnas-ee sweep --sweep experiments/sweeps/accelerators.py --workdir runs/accelerators
     dnas-ee table --workdir runs/accelerators

@@ -1,8 +1,8 @@
 """Ablation: how the derived early-exit network is retrained (docs/design.md's known trap), 3 seeds.
 
-Was experiments/ablations/exit_training.py (one searched genotype retrained five ways,
-one seed). Here every member is a whole run (search, derive, retrain, calibrate,
-evaluate) of the digits default, so the spread over seeds covers the search too.
+Every member is a whole run (search, derive, retrain, calibrate, evaluate) of the digits
+default, so the spread over seeds covers the search too; results and reading in
+experiments/results/exit_training/.
 
     dnas-ee sweep --sweep experiments/sweeps/exit_training.py --workdir runs/exit_training
     dnas-ee table --workdir runs/exit_training
