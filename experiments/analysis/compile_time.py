@@ -1,4 +1,4 @@
-"""Where the search step's compile time goes, before and after the BatchNorm trace fix.
+"""Where the search step's compile time goes: trace, lower, XLA; flax's BatchNorm against ours.
 
 Run (from the repository root, one process, one measurement at a time):
   python experiments/analysis/compile_time.py --spaces digits,cifar10_resnet20 \
@@ -6,14 +6,14 @@ Run (from the repository root, one process, one measurement at a time):
     [--ynn-off digits] [--step-iters 3]
 
 For each (space, search.mixture_mode), on the benchmark's synthetic batch of 64 and priced
-in MACs (as ``search_step.py`` is run for the README): the search step is traced twice in
-the same process, once with flax's own ``nnx.BatchNorm.__call__`` ("before": the code
-before commit ff07f62) and once with ``dnas_ee.models.layers.BatchNorm`` ("after"); both
-traces must give the same number of jaxpr equations (the test suite checks the jaxpr text
-is identical on a tiny space). The jaxpr is then lowered and compiled by XLA once (the same
-program either way). ``--ynn-off`` compiles it again with XLA:CPU's YNNPACK fusions off
-(``xla_cpu_experimental_ynn_fusion_type=""``, an option this commit does not turn on) and
-times the step both ways (``--step-iters``).
+in MACs (as ``search_step.py`` is run for docs/benchmarks.md): the search step is traced
+twice in the same process, once with flax's own ``nnx.BatchNorm.__call__`` (the JSON's
+"before") and once with ``dnas_ee.models.layers.BatchNorm`` ("after"); both traces must
+give the same number of jaxpr equations (the test suite checks the jaxpr text is identical
+on a tiny space). The jaxpr is then lowered and compiled by XLA once (the same program
+either way). ``--ynn-off`` compiles it again with XLA:CPU's YNNPACK fusions off
+(``xla_cpu_experimental_ynn_fusion_type=""``, an option dnas-ee does not turn on) and times
+the step both ways (``--step-iters``). Results: docs/benchmarks.md, "Compile time".
 """
 from __future__ import annotations
 
