@@ -2,7 +2,7 @@
 
 ``hwmodels/`` stays at the repository root (its own README, edited there); a
 wheel maps it to ``dnas_ee/hwmodels`` so that a non-editable install finds it
-through ``importlib.resources`` (``dnas_ee.hw.accelerator.hwmodels_dir``).
+through ``importlib.resources`` (``dnas_ee.hw.hwmodels_dir``).
 """
 from setuptools import find_packages, setup
 

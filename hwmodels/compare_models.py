@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from dnas_ee.hw.accelerator import list_accelerators
-from dnas_ee.hw.lut import load_lut
+from dnas_ee.hw import hwmodels_dir, list_accelerators, load_lut
 from dnas_ee.space.signature import WEIGHTED_OPS, OpSignature
 
 
@@ -33,7 +32,7 @@ def _bits_ratio(lut, field: str, bits: int) -> float:
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--luts", default=str(Path(__file__).parent / "luts"))
+  parser.add_argument("--luts", default=str(hwmodels_dir() / "luts"))
   luts = Path(parser.parse_args().luts)
   print("| accelerator | ops | latency ZZ/an median (min-max) | energy ZZ/an median (min-max) "
         "| Spearman energy | ZZ 4b/8b, 2b/8b latency | an 4b/8b, 2b/8b latency "

@@ -32,9 +32,8 @@ import argparse
 import json
 from pathlib import Path
 
-from dnas_ee.hw import load_accelerator
-from dnas_ee.hw.analytic import analytic_breakdown, evaluate_analytic
-from dnas_ee.hw.zigzag_model import run_zigzag, zigzag_cost, zigzag_model_name
+from dnas_ee.hw import analytic_breakdown, evaluate_analytic, load_accelerator, run_zigzag
+from dnas_ee.hw.models.zigzag_model import zigzag_cost, zigzag_model_name
 from dnas_ee.space.signature import WEIGHTED_OPS, OpSignature
 
 ROOT = Path(__file__).resolve().parents[1]

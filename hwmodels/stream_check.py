@@ -23,7 +23,7 @@ and energy are read from ``hwmodels/accelerators/quad_core_edge_tpu_like.yaml``.
 
 Our half prices each layer with ``evaluate_zigzag`` on the same description and
 composes them with ``dnas_ee.cost.multicore.multicore_latency_per_sample`` (the
-final exit's latency) and ``dnas_ee.hw.core_transfer.transfer_cost``.
+final exit's latency) and ``dnas_ee.hw.transfer_cost``.
 """
 from __future__ import annotations
 
@@ -197,9 +197,7 @@ def ours() -> dict:
   """Our multi-core model's final-exit latency (cycles) and energy (pJ) of every network."""
   import jax.numpy as jnp
   from dnas_ee.cost.multicore import multicore_latency_per_sample
-  from dnas_ee.hw import load_accelerator
-  from dnas_ee.hw.core_transfer import transfer_cost
-  from dnas_ee.hw.zigzag_model import evaluate_zigzag, run_zigzag
+  from dnas_ee.hw import evaluate_zigzag, load_accelerator, run_zigzag, transfer_cost
   from dnas_ee.space.signature import OpSignature
   acc = load_accelerator("quad_core_edge_tpu_like")
   price = lambda layers: [evaluate_zigzag(OpSignature("conv", h, h, ci, co, kernel=k, stride=s),

@@ -9,7 +9,7 @@ can run on the backbone's core or on another one. The model, per inference:
 - *Sequential* allocation: the branch runs on core 0 right after block ``p_i``; its
   latency adds to the backbone's critical path and delays every later block.
 - *Parallel* allocation: the block's output is sent over the core-to-core link
-  (``T_i`` seconds and ``E^T_i`` joules, ``dnas_ee.hw.core_transfer.transfer_cost``) and
+  (``T_i`` seconds and ``E^T_i`` joules, ``dnas_ee.hw.transfer_cost``) and
   the branch runs on another core while the backbone goes on. A free core is assumed
   for every parallel branch (no contention for cores or links: true for a derived
   network with fewer overlapping parallel branches than spare cores; check a derived

@@ -1,5 +1,12 @@
 """Hardware cost models and lookup tables: accelerator descriptions -> per-op latency/energy.
 
+The public face of three rooms, each importing only the rooms above it in this list:
+``accelerators/`` (the descriptions: units, schema, files), ``models/`` (cost
+models of one op: analytic, ZigZag, bit-width scaling, core-to-core transfers),
+``lut/`` (LUT files: format, build, measure, CSV import, a search space's LUT,
+cost sources). ``cli.py`` holds ``dnas-ee lut``. No module inside ``hw/`` imports
+this face.
+
 - ``load_accelerator`` / ``list_accelerators``: validated YAML descriptions in ``hwmodels/``.
 - ``evaluate_analytic``: roofline model, no dependencies.
 - ``evaluate_zigzag``: ZigZag (``pip install -e '.[hw]'``), fixed or searched mapping.
@@ -12,24 +19,26 @@
 """
 from __future__ import annotations
 
-from dnas_ee.hw.accelerator import (Accelerator, AcceleratorError, DramSpec, LinkSpec, MemoryLevel,
-                                    hwmodels_dir, list_accelerators, load_accelerator)
-from dnas_ee.hw.analytic import AnalyticBreakdown, analytic_breakdown, evaluate_analytic
-from dnas_ee.hw.bit_scaling import (cycle_factor, mac_energy_scale, psum_bits,
-                                    vector_energy_scale)
-from dnas_ee.hw.core_transfer import transfer_cost, transfer_tables
-from dnas_ee.hw.lut import BuildStats, Lut, LutError, format_lut_table, load_lut, save_lut
-from dnas_ee.hw.lut_build import build_lut
-from dnas_ee.hw.lut_csv import import_measured_csv
-from dnas_ee.hw.lut_measure import measure_lut, measure_space_lut
-from dnas_ee.hw.op_cost import OpCost
-from dnas_ee.hw.space_lut import (LutCostSource, SpaceLutBuild, build_space_lut, default_lut_path,
-                                  is_measured_device, lut_cost_source, required_signatures)
-from dnas_ee.hw.units import UnitError, parse_quantity
-from dnas_ee.hw.zigzag_model import (ZigZagError, ZigZagResult, evaluate_zigzag, run_zigzag,
-                                     zigzag_available, zigzag_version)
-
-from dnas_ee.hw.layer_costs import LayerCosts  # last: it reads the names above
+from dnas_ee.hw.accelerators.description import (Accelerator, AcceleratorError, DramSpec, LinkSpec,
+                                                 MemoryLevel)
+from dnas_ee.hw.accelerators.load import hwmodels_dir, list_accelerators, load_accelerator
+from dnas_ee.hw.accelerators.units import UnitError, parse_quantity
+from dnas_ee.hw.lut.build import build_lut
+from dnas_ee.hw.lut.cost_source import LutCostSource, lut_cost_source
+from dnas_ee.hw.lut.format import (BuildStats, Lut, LutError, format_lut_table, is_measured_device,
+                                   load_lut, save_lut)
+from dnas_ee.hw.lut.layer_costs import LayerCosts
+from dnas_ee.hw.lut.measure import measure_lut, measure_space_lut
+from dnas_ee.hw.lut.measured_csv import import_measured_csv
+from dnas_ee.hw.lut.space import (SpaceLutBuild, build_space_lut, default_lut_path,
+                                  required_signatures)
+from dnas_ee.hw.models.analytic import AnalyticBreakdown, analytic_breakdown, evaluate_analytic
+from dnas_ee.hw.models.bit_scaling import (cycle_factor, mac_energy_scale, psum_bits,
+                                           vector_energy_scale)
+from dnas_ee.hw.models.core_transfer import transfer_cost, transfer_tables
+from dnas_ee.hw.models.op_cost import OpCost
+from dnas_ee.hw.models.zigzag_model import (ZigZagError, ZigZagResult, evaluate_zigzag, run_zigzag,
+                                            zigzag_available, zigzag_version)
 
 __all__ = [
     "LayerCosts",

@@ -12,7 +12,7 @@ ZigZag, ``<accelerator>.analytic.json`` for the analytic model, or ``--output``,
 or the config's ``hw.lut``) keeps the rows of every space built into it.
 ``show`` prints a LUT as a table; with ``--config`` it also says whether the LUT
 covers that config's search space. ``measure`` times every op of the config's
-search space on the current JAX device (``dnas_ee.hw.lut_measure``).
+search space on the current JAX device (``dnas_ee.hw.lut.measure``).
 
 The search space is built by the caller (``space_of``: config -> ``SearchSpace``,
 ``dnas_ee.train.build.build_space`` at the data set's shape): the hardware layer
@@ -24,14 +24,18 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from dnas_ee.hw.lut import LutError, format_lut_table, load_lut
-from dnas_ee.hw.space_lut import (build_command, build_space_lut, default_lut_path,
-                                  load_checked_lut, required_signatures)
-from dnas_ee.hw.zigzag_model import ZigZagError
+from dnas_ee import config as cfg
+from dnas_ee.hw.accelerators.description import AcceleratorError
+from dnas_ee.hw.accelerators.load import load_accelerator
+from dnas_ee.hw.lut.cost_source import load_checked_lut
+from dnas_ee.hw.lut.format import LutError, format_lut_table, load_lut
+from dnas_ee.hw.lut.measure import measure_space_lut
+from dnas_ee.hw.lut.space import (build_command, build_space_lut, default_lut_path,
+                                  required_signatures)
+from dnas_ee.hw.models.zigzag_model import ZigZagError
 
 
 def _load_config(path: str, overrides):
-  from dnas_ee import config as cfg
   config = cfg.load_config_file(path)
   cfg.apply_overrides(config, overrides)
   cfg.check_keys(config)
@@ -109,7 +113,6 @@ def lut_show(args, overrides, space_of: Callable) -> None:
   print(format_lut_table(lut))
   models = sorted({c.model for c in lut.rows.values()})
   print(f"row models: {', '.join(models)}")
-  from dnas_ee.hw.accelerator import AcceleratorError, load_accelerator
   try:
     acc = load_accelerator(name or lut.accelerator)
   except AcceleratorError:
@@ -130,7 +133,6 @@ def lut_show(args, overrides, space_of: Callable) -> None:
 
 def lut_measure(args, overrides, space_of: Callable) -> None:
   """``dnas-ee lut measure``: times every op of the config's space on this JAX device."""
-  from dnas_ee.hw.lut_measure import measure_space_lut
   config = _load_config(args.config, overrides)
   space = space_of(config)
   start = time.perf_counter()

@@ -219,7 +219,7 @@ def evaluate_run(config, workdir, *, latency_samples: int = 50, report: bool = T
 
 def _measured_here(config) -> bool:
   """Whether the run's LUT was measured on a JAX device of the platform timed here."""
-  from dnas_ee.hw.lut_measure import device_name
+  from dnas_ee.hw.lut.measure import device_name
   return str(config.hw.accelerator) == device_name()
 
 

@@ -29,7 +29,7 @@ def build_cost_source(config: ml_collections.ConfigDict, space: SearchSpace) -> 
   """MACs and bytes from shapes; latency and energy from the accelerator's LUT if one is set."""
   if not config.hw.accelerator:
     return ShapeCosts()
-  from dnas_ee.hw.space_lut import lut_cost_source  # the hardware models are optional
+  from dnas_ee.hw import lut_cost_source  # the hardware models are optional
   return CombinedCosts(ShapeCosts(), lut_cost_source(config.hw.accelerator, config.hw.lut, space))
 
 

@@ -69,7 +69,7 @@ def test_cost_table_of_a_traced_network():
   assert table.static[0] == net.macs - MISSING.macs
 
 
-@pytest.mark.parametrize("module", ["dnas_ee.hw.layer_costs", "dnas_ee.space.trace"])
+@pytest.mark.parametrize("module", ["dnas_ee.hw.lut.layer_costs", "dnas_ee.space.trace"])
 def test_docstring_examples(module):
   import doctest
   import importlib

@@ -15,5 +15,5 @@ def tiny_path(tmp_path) -> Path:
 
 @pytest.fixture
 def tiny(tiny_path):
-  from dnas_ee.hw.accelerator import load_accelerator
+  from dnas_ee.hw.accelerators.load import load_accelerator
   return load_accelerator(tiny_path)

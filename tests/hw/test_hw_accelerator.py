@@ -12,9 +12,9 @@ import yaml
 from hw_tiny_accelerator import TINY_YAML, write_tiny
 from hypothesis import HealthCheck, given, settings
 
-from dnas_ee.hw.accelerator import (AcceleratorError, hwmodels_dir, list_accelerators,
-                                    load_accelerator)
-from dnas_ee.hw.units import UnitError, parse_quantity
+from dnas_ee.hw.accelerators.description import AcceleratorError
+from dnas_ee.hw.accelerators.load import hwmodels_dir, list_accelerators, load_accelerator
+from dnas_ee.hw.accelerators.units import UnitError, parse_quantity
 
 SHIPPED = ("edge_tpu_like", "eyeriss_like", "quad_core_edge_tpu_like", "tesla_npu_like")
 

@@ -8,9 +8,9 @@ import pytest
 from hw_tiny_accelerator import TINY_YAML, write_tiny
 from hypothesis import given, settings
 
-from dnas_ee.hw.accelerator import list_accelerators, load_accelerator
-from dnas_ee.hw.analytic import analytic_breakdown, compute_cycles, evaluate_analytic
-from dnas_ee.hw.bit_scaling import cycle_factor, mac_energy_scale
+from dnas_ee.hw.accelerators.load import list_accelerators, load_accelerator
+from dnas_ee.hw.models.analytic import analytic_breakdown, compute_cycles, evaluate_analytic
+from dnas_ee.hw.models.bit_scaling import cycle_factor, mac_energy_scale
 from dnas_ee.space.signature import OpSignature
 
 PJ = 1e-12

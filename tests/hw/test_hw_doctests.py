@@ -6,8 +6,9 @@ import importlib
 
 import pytest
 
-MODULES = ["accelerator", "analytic", "bit_scaling", "lut", "core_transfer", "space_lut", "units",
-           "zigzag_model"]
+MODULES = ["accelerators.load", "accelerators.schema", "accelerators.units", "models.analytic",
+           "models.bit_scaling", "models.core_transfer", "models.zigzag_model", "lut.format",
+           "lut.build", "lut.space", "lut.cost_source"]    # lut.layer_costs: tests/cost
 
 
 @pytest.mark.parametrize("name", MODULES)

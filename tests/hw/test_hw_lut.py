@@ -9,12 +9,12 @@ import pytest
 from hw_tiny_accelerator import TINY_YAML, write_tiny
 from hypothesis import HealthCheck, given, settings
 
-import dnas_ee.hw.lut_build as lut_module
-from dnas_ee.hw.accelerator import load_accelerator
-from dnas_ee.hw.analytic import evaluate_analytic
-from dnas_ee.hw.lut import Lut, LutError, format_lut_table, load_lut, parse_lut, save_lut
-from dnas_ee.hw.lut_build import build_lut
-from dnas_ee.hw.lut_csv import import_measured_csv
+import dnas_ee.hw.lut.build as lut_module
+from dnas_ee.hw.accelerators.load import load_accelerator
+from dnas_ee.hw.lut.build import build_lut
+from dnas_ee.hw.lut.format import Lut, LutError, format_lut_table, load_lut, parse_lut, save_lut
+from dnas_ee.hw.lut.measured_csv import import_measured_csv
+from dnas_ee.hw.models.analytic import evaluate_analytic
 from dnas_ee.space.signature import OpSignature
 
 SIGS = [OpSignature("conv", 4, 4, 2, 4, kernel=3), OpSignature("conv", 4, 4, 2, 4, kernel=3,

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from dnas_ee.hw.accelerator import load_accelerator
-from dnas_ee.hw.core_transfer import max_hops, transfer_cost
+from dnas_ee.hw.accelerators.load import load_accelerator
+from dnas_ee.hw.models.core_transfer import max_hops, transfer_cost
 
 
 def test_transfer_cost_hand_computed():
@@ -36,7 +36,7 @@ def test_hops_and_sizes():
 
 def test_link_energy_is_charged_per_hop(tiny):
   import dataclasses
-  from dnas_ee.hw.accelerator import LinkSpec
+  from dnas_ee.hw.accelerators.description import LinkSpec
   acc = dataclasses.replace(tiny, num_cores=2, mesh=(1, 2),
                             link=LinkSpec(bits_per_cycle=8.0, j_per_bit=1e-12))
   latency, energy = transfer_cost(acc, 1)           # 8 bits: 1 cycle at 1 GHz

@@ -6,10 +6,10 @@ import importlib.util
 
 import pytest
 
-from dnas_ee.hw.accelerator import list_accelerators, load_accelerator
-from dnas_ee.hw.analytic import DRAM, analytic_breakdown, operand_homes
-from dnas_ee.hw.lut import load_lut
-from dnas_ee.hw.space_lut import default_lut_path
+from dnas_ee.hw.accelerators.load import list_accelerators, load_accelerator
+from dnas_ee.hw.lut.format import load_lut
+from dnas_ee.hw.lut.space import default_lut_path
+from dnas_ee.hw.models.analytic import DRAM, analytic_breakdown, operand_homes
 from dnas_ee.space.signature import OpSignature
 
 zigzag_only = pytest.mark.skipif(importlib.util.find_spec("zigzag") is None,
@@ -38,7 +38,7 @@ def test_analytic_reads_weights_once_from_dram():
 @zigzag_only
 @pytest.mark.parametrize("name", ["edge_tpu_like", "tesla_npu_like"])
 def test_zigzag_onchip_mapping_reads_weights_once_and_keeps_activations_off_dram(name):
-  from dnas_ee.hw.zigzag_model import run_zigzag
+  from dnas_ee.hw.models.zigzag_model import run_zigzag
   acc = load_accelerator(name)
   onchip = run_zigzag(LAYER, acc).memory_energy_pj
   dram = run_zigzag(LAYER, acc, residency="dram").memory_energy_pj
@@ -129,8 +129,9 @@ def test_stream_cross_check_on_a_tiny_network(tmp_path):
 
 
 def test_lut_measure_on_a_tiny_space_writes_a_lut_the_search_loads(tmp_path):
-  from dnas_ee.hw.lut_measure import device_name, measure_space_lut
-  from dnas_ee.hw.space_lut import lut_cost_source, required_signatures
+  from dnas_ee.hw.lut.cost_source import lut_cost_source
+  from dnas_ee.hw.lut.measure import device_name, measure_space_lut
+  from dnas_ee.hw.lut.space import required_signatures
   from dnas_ee.space.backbones import build_backbone
   from dnas_ee.space.space import make_search_space
   backbone = build_backbone("resnet_cifar", (8, 8, 1), 10, stage_widths=(4, 8, 8),
@@ -151,7 +152,7 @@ def test_lut_measure_on_a_tiny_space_writes_a_lut_the_search_loads(tmp_path):
 
 
 def test_lut_measure_refuses_zero_rounds_or_repeats():
-  from dnas_ee.hw.lut_measure import measure_lut
+  from dnas_ee.hw.lut.measure import measure_lut
   sig = OpSignature("gap", 2, 2, 4, 4)
   for kwargs in (dict(rounds=0), dict(repeats=0)):
     with pytest.raises(ValueError, match="at least once"):

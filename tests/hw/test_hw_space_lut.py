@@ -15,11 +15,11 @@ from hypothesis import given, settings, strategies as st
 from dnas_ee.config import ConfigError, apply_overrides, base_config, load_config_file
 from dnas_ee.cost import build_cost_tables, discrete_exit_costs, expected_cost
 from dnas_ee.data.shapes import dataset_shape
-from dnas_ee.hw.accelerator import hwmodels_dir, list_accelerators
-from dnas_ee.hw.lut import LutError, load_lut, save_lut
-from dnas_ee.hw.lut_csv import import_measured_csv
-from dnas_ee.hw.space_lut import (LutCostSource, build_space_lut, default_lut_path,
-                                  lut_cost_source, required_signatures)
+from dnas_ee.hw.accelerators.load import hwmodels_dir, list_accelerators
+from dnas_ee.hw.lut.cost_source import LutCostSource, lut_cost_source
+from dnas_ee.hw.lut.format import LutError, load_lut, save_lut
+from dnas_ee.hw.lut.measured_csv import import_measured_csv
+from dnas_ee.hw.lut.space import build_space_lut, default_lut_path, required_signatures
 from dnas_ee.models.supernet import ArchProbs
 from dnas_ee.space.genotype import derive_genotype, genotype_space
 from dnas_ee.train.build import build_cost_source, build_space
@@ -122,7 +122,7 @@ def test_lookups_are_cached_per_signature(digits_lut):
 @pytest.mark.parametrize("accelerator", SHIPPED)
 def test_shipped_luts_load_without_zigzag_and_cover_the_spaces(monkeypatch, accelerator):
   monkeypatch.setitem(sys.modules, "zigzag", None)   # `import zigzag` now fails
-  from dnas_ee.hw.zigzag_model import zigzag_available
+  from dnas_ee.hw.models.zigzag_model import zigzag_available
   assert not zigzag_available()
   assert default_lut_path(accelerator) == hwmodels_dir() / "luts" / f"{accelerator}.json"
   for name in ("digits.py", "cifar10_mbv2.py", "cifar10_resnet20.py"):
@@ -239,7 +239,7 @@ def test_one_file_collects_the_rows_of_every_space(tiny_path, tmp_path):
 
 
 def test_a_file_keeps_one_model_and_one_accelerator(tiny_path, tmp_path):
-  from dnas_ee.hw.zigzag_model import zigzag_available
+  from dnas_ee.hw.models.zigzag_model import zigzag_available
   space = _space(_config(overrides=TINY))
   output = tmp_path / "edge.json"
   build_space_lut(space, "edge_tpu_like", model="analytic", output=output, progress=False)

@@ -11,11 +11,11 @@ import logging
 import pytest
 import yaml
 
-import dnas_ee.hw.zigzag_model as zz
-from dnas_ee.hw.accelerator import list_accelerators, load_accelerator
-from dnas_ee.hw.analytic import evaluate_analytic
-from dnas_ee.hw.bit_scaling import cycle_factor, mac_energy_scale
-from dnas_ee.hw.lut_build import build_lut
+import dnas_ee.hw.models.zigzag_model as zz
+from dnas_ee.hw.accelerators.load import list_accelerators, load_accelerator
+from dnas_ee.hw.lut.build import build_lut
+from dnas_ee.hw.models.analytic import evaluate_analytic
+from dnas_ee.hw.models.bit_scaling import cycle_factor, mac_energy_scale
 from dnas_ee.space.signature import OpSignature
 
 needs_zigzag = pytest.mark.skipif(

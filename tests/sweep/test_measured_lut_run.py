@@ -6,7 +6,7 @@ import pytest
 
 from sweep_support import tiny_config, tiny_space
 from dnas_ee import pipeline
-from dnas_ee.hw.lut_measure import device_name, measure_space_lut
+from dnas_ee.hw.lut.measure import device_name, measure_space_lut
 
 
 @pytest.mark.slow

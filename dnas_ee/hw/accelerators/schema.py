@@ -1,20 +1,17 @@
-"""Accelerator descriptions: YAML files under ``hwmodels/accelerators/``, validated.
+"""The schema of an accelerator description: parsed YAML -> a validated ``Accelerator``.
 
-A description says what the cost models need to know about an accelerator:
-clock, MAC array (spatial unrolling and energy per MAC at a reference precision),
-supported bit widths and how lower precision is executed, the on-chip memory
-levels (size, bandwidth, access energy), off-chip DRAM, the vector unit used for
-pooling/add, the number of cores and the link between them, and optionally the
-ZigZag hardware and mapping files of the same machine. Its numbers come from
-ZigZag's and Stream's shipped examples; each file says which (``source:``).
-
-Every physical number carries a unit (see ``dnas_ee.hw.units``) and is converted
-to SI. Any problem (missing key, unknown key, duplicated key, wrong unit,
-non-positive value, not YAML at all) raises one ``AcceleratorError`` naming the
-file, the key path and the fix.
+Every physical number carries a unit (see ``dnas_ee.hw.accelerators.units``) and
+is converted to SI. Any problem (missing key, unknown key, wrong unit,
+non-positive value) raises one ``AcceleratorError`` naming the file, the key path
+and the fix. The numbers of the shipped files come from ZigZag's and Stream's
+examples; each file says which (``source:``). Reading the file (and refusing
+duplicated keys) is ``dnas_ee.hw.accelerators.load``.
 
 Example:
-  >>> acc = load_accelerator("edge_tpu_like")
+  >>> import yaml
+  >>> from dnas_ee.hw.accelerators.load import accelerator_path
+  >>> path = accelerator_path("edge_tpu_like")
+  >>> acc = parse_accelerator(yaml.safe_load(path.read_text()), path)
   >>> acc.clock_hz, acc.array_size
   (500000000.0, 1024)
 """
@@ -22,207 +19,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.resources
 import json
-import math
-import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from dnas_ee.hw.units import UnitError, parse_quantity
+from dnas_ee.hw.accelerators.description import (LOOP_DIMS, OPERANDS, PORT_KINDS, Accelerator,
+                                                 AcceleratorError, DramSpec, LinkSpec,
+                                                 MemoryLevel)
+from dnas_ee.hw.accelerators.units import UnitError, parse_quantity
 
 FORMAT = "dnas-ee-accelerator"
 VERSION = 1
-HWMODELS_ENV = "DNAS_EE_HWMODELS"
-
-LOOP_DIMS = ("K", "C", "G", "OX", "OY", "FX", "FY")
-OPERANDS = ("W", "I", "O")      # weights, input activations, outputs (partial sums)
-PORT_KINDS = ("separate", "shared")
-
-
-class AcceleratorError(ValueError):
-  """An accelerator description that cannot be used; the message names file, key and fix."""
-
-  def __init__(self, path: object, key: str, problem: str, fix: str):
-    self.path, self.key, self.problem, self.fix = str(path), key, problem, fix
-    where = f"{self.path}: key '{key}'" if key else str(self.path)
-    super().__init__(f"{where}: {problem}. Fix: {fix}")
-
-
-# --------------------------------------------------------------------------- dataclasses
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class MemoryLevel:
-  """One on-chip memory (one instance; ``instances`` of them sit beside the array).
-
-  Attributes:
-    name: the memory's name in the description (ZigZag's name).
-    size_bits: capacity of one instance.
-    operands: which operands it holds: ``W`` weights, ``I`` inputs, ``O`` outputs.
-    broadcast_dims: array dimensions (named by the loop dimension unrolled on them)
-      across which one instance is shared: one read feeds every MAC along them
-      (ZigZag's ``served_dimensions``). Empty: one instance per MAC.
-    read_bits_per_cycle, write_bits_per_cycle: port width of one instance.
-    read_j_per_bit, write_j_per_bit: access energy per bit.
-    ports: ``separate`` read and write ports (they work in parallel) or one
-      ``shared`` read-write port (reads and writes take turns).
-  """
-  name: str
-  size_bits: int
-  operands: tuple[str, ...]
-  broadcast_dims: tuple[str, ...]
-  read_bits_per_cycle: float
-  write_bits_per_cycle: float
-  read_j_per_bit: float
-  write_j_per_bit: float
-  ports: str
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class DramSpec:
-  """Off-chip DRAM, the home of any operand that fits no on-chip memory."""
-  read_bits_per_cycle: float
-  write_bits_per_cycle: float
-  read_j_per_bit: float
-  write_j_per_bit: float
-  ports: str
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class LinkSpec:
-  """Core-to-core link of a multi-core accelerator (one direction, one hop)."""
-  bits_per_cycle: float
-  j_per_bit: float
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Accelerator:
-  """A validated accelerator description, every quantity in SI units.
-
-  Attributes:
-    name: file stem and ``name:`` of the description.
-    description: one-paragraph text.
-    sources: the files the numbers come from.
-    clock_hz: clock frequency.
-    reference_bits: operand precision at which ``mac_energy_j`` holds.
-    supported_bits: operand bit widths the accelerator can run.
-    bit_packing: whether a PE packs several narrow operands per cycle (BitFusion).
-    multiplier_energy_fraction: share of ``mac_energy_j`` spent in the multiplier.
-    spatial_unrolling: ``((loop_dim, size), ...)``: the MAC array as the loop
-      dimensions it unrolls (the ZigZag mapping's spatial mapping).
-    mac_energy_j: energy of one MAC at ``reference_bits``.
-    vector_lanes: element operations per cycle of the vector (pool/add) unit.
-    vector_op_energy_j: energy of one element operation at ``reference_bits``.
-    memories: on-chip memories, innermost first.
-    dram: off-chip memory.
-    num_cores: identical compute cores (each as described above).
-    mesh: ``(rows, cols)`` of the cores' 2D mesh.
-    link: core-to-core link (``None`` for one core).
-    zigzag_hardware, zigzag_mapping: resolved ZigZag files (``zigzag:`` refers
-      to the installed package), or ``None``.
-    path: the file it was read from.
-    description_hash: sha256 of the canonical normalized content (free text
-      excluded), stored in LUTs to detect stale ones.
-  """
-  name: str
-  description: str
-  sources: tuple[str, ...]
-  clock_hz: float
-  reference_bits: int
-  supported_bits: tuple[int, ...]
-  bit_packing: bool
-  multiplier_energy_fraction: float
-  spatial_unrolling: tuple[tuple[str, int], ...]
-  mac_energy_j: float
-  vector_lanes: int
-  vector_op_energy_j: float
-  memories: tuple[MemoryLevel, ...]
-  dram: DramSpec
-  num_cores: int
-  mesh: tuple[int, int]
-  link: LinkSpec | None
-  zigzag_hardware: str | None
-  zigzag_mapping: str | None
-  path: str
-  description_hash: str
-
-  @property
-  def unrolling(self) -> dict[str, int]:
-    return dict(self.spatial_unrolling)
-
-  @property
-  def array_size(self) -> int:
-    """MACs per cycle of one core."""
-    return math.prod(size for _, size in self.spatial_unrolling)
-
-  @property
-  def clock_period_s(self) -> float:
-    return 1.0 / self.clock_hz
-
-  @property
-  def dram_read_bytes_per_s(self) -> float:
-    return self.dram.read_bits_per_cycle * self.clock_hz / 8.0
-
-  def memory_chain(self, operand: str) -> tuple[MemoryLevel, ...]:
-    """The on-chip memories holding ``operand``, innermost first."""
-    return tuple(m for m in self.memories if operand in m.operands)
-
-  def instances(self, memory: MemoryLevel) -> int:
-    """How many instances of ``memory`` the array has (one per un-shared group of MACs)."""
-    shared = math.prod(self.unrolling[d] for d in memory.broadcast_dims)
-    return self.array_size // shared
-
-
-# --------------------------------------------------------------------------- YAML loading
-
-
-class _StrictLoader(yaml.SafeLoader):
-  """SafeLoader that refuses duplicated mapping keys (PyYAML keeps the last one silently)."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False):
-  loader.flatten_mapping(node)
-  seen: dict[Any, int] = {}
-  for key_node, _ in node.value:
-    key = loader.construct_object(key_node, deep=deep)
-    if not isinstance(key, (str, int, float, bool)) or key is None:
-      continue  # unhashable keys are reported by construct_mapping itself
-    if key in seen:
-      raise _DuplicateKey(key, seen[key], key_node.start_mark.line + 1)
-    seen[key] = key_node.start_mark.line + 1
-  return loader.construct_mapping(node, deep=deep)
-
-
-class _DuplicateKey(Exception):
-
-  def __init__(self, key, first_line, line):
-    super().__init__(key)
-    self.key, self.first_line, self.line = key, first_line, line
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def read_strict_yaml(path: Path) -> Any:
-  """Parses YAML refusing duplicated keys; raises ``AcceleratorError`` naming the problem."""
-  try:
-    text = path.read_text(encoding="utf-8")
-  except OSError as err:
-    raise AcceleratorError(path, "", f"cannot read the file ({err.strerror})",
-                           "check the path, or give a shipped name (see list_accelerators())")
-  try:
-    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
-  except _DuplicateKey as dup:
-    raise AcceleratorError(path, str(dup.key),
-                           f"duplicated key (lines {dup.first_line} and {dup.line}); YAML would "
-                           "silently keep the last one", "keep exactly one of them")
-  except yaml.YAMLError as err:
-    raise AcceleratorError(path, "", f"not valid YAML ({str(err).splitlines()[0]})",
-                           "write the description as a YAML mapping like the shipped files "
-                           "in hwmodels/accelerators/")
 
 
 # --------------------------------------------------------------------------- schema helpers
@@ -375,7 +182,7 @@ def _parse_cores(r: _Reader, raw: Any) -> tuple[int, tuple[int, int], LinkSpec |
            "add 'link: {bandwidth: 32 bit/cycle, energy: 0 pJ/bit}' with the real values")
   link = r.mapping(c["link"], "cores.link", ("bandwidth", "energy"))
   # The link energy may be 0: Stream charges link activity 0 pJ/bit and counts the
-  # memory reads and writes at both ends instead (see dnas_ee.hw.multicore).
+  # memory reads and writes at both ends instead (see dnas_ee.hw.models.core_transfer).
   return count, (mesh[0], mesh[1]), LinkSpec(
       bits_per_cycle=r.quantity(link["bandwidth"], "cores.link.bandwidth", "bits_per_cycle")[0],
       j_per_bit=r.quantity(link["energy"], "cores.link.energy", "energy_per_bit",
@@ -437,57 +244,7 @@ def _parse_unrolling(r: _Reader, raw: Any) -> tuple[tuple[str, int], ...]:
   return tuple((str(d), int(s)) for d, s in raw.items())
 
 
-# --------------------------------------------------------------------------- public API
-
-
-def hwmodels_dir() -> Path:
-  """The ``hwmodels/`` folder: ``$DNAS_EE_HWMODELS`` if set, else the installed package
-  data (``dnas_ee/hwmodels`` in a wheel: ``setup.py`` maps the repository's ``hwmodels/``
-  there), else the source checkout's ``hwmodels/`` (an editable install)."""
-  env = os.environ.get(HWMODELS_ENV)
-  if env:
-    return Path(env).expanduser().resolve()
-  shipped = importlib.resources.files("dnas_ee") / "hwmodels"
-  if shipped.is_dir():
-    return Path(str(shipped))
-  return Path(__file__).resolve().parents[2] / "hwmodels"
-
-
-def list_accelerators() -> list[str]:
-  """Names of the accelerator descriptions shipped in ``hwmodels/accelerators/``."""
-  folder = hwmodels_dir() / "accelerators"
-  return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
-
-
-def accelerator_path(name_or_path: str | os.PathLike) -> Path:
-  """A shipped name (``edge_tpu_like``) or a path to a ``.yaml`` file -> the file's path."""
-  text = os.fspath(name_or_path)
-  if isinstance(name_or_path, os.PathLike) or text.endswith((".yaml", ".yml")) or os.sep in text:
-    return Path(text).expanduser()
-  path = hwmodels_dir() / "accelerators" / f"{text}.yaml"
-  if not path.is_file():
-    raise AcceleratorError(path, "", f"no accelerator named {text!r}",
-                           f"use one of {list_accelerators()} or give a path to a .yaml file "
-                           f"(shipped descriptions are read from {hwmodels_dir()}, "
-                           f"overridable with ${HWMODELS_ENV})")
-  return path
-
-
-def load_accelerator(name_or_path: str | os.PathLike) -> Accelerator:
-  """Reads and validates an accelerator description.
-
-  Args:
-    name_or_path: a shipped name (see ``list_accelerators()``) or a YAML file path.
-
-  Returns:
-    The frozen ``Accelerator``, all quantities in SI units.
-
-  Raises:
-    AcceleratorError: anything wrong with the file, naming the key and the fix.
-  """
-  path = accelerator_path(name_or_path)
-  raw = read_strict_yaml(path)
-  return parse_accelerator(raw, path)
+# --------------------------------------------------------------------------- the file
 
 
 _TOP_KEYS = ("format", "version", "name", "description", "source", "clock", "precision",
@@ -558,4 +315,3 @@ def _content_hash(fields: dict[str, Any]) -> str:
       canon[key] = "sha256:" + hashlib.sha256(Path(ref).read_bytes()).hexdigest()
   text = json.dumps(canon, sort_keys=True, separators=(",", ":"))
   return hashlib.sha256(text.encode("utf-8")).hexdigest()
-

@@ -21,13 +21,14 @@ import sys
 from pathlib import Path
 from typing import Iterable
 
-from dnas_ee.hw import zigzag_model
-from dnas_ee.hw.accelerator import Accelerator, load_accelerator
-from dnas_ee.hw.analytic import MODEL as ANALYTIC_MODEL
-from dnas_ee.hw.analytic import evaluate_analytic
-from dnas_ee.hw.lut import BuildStats, Lut, LutError, load_lut, op_key, save_lut, utc_now
-from dnas_ee.hw.op_cost import OpCost
-from dnas_ee.hw.zigzag_model import ZigZagError
+from dnas_ee.hw.accelerators.description import Accelerator
+from dnas_ee.hw.accelerators.load import load_accelerator
+from dnas_ee.hw.lut.format import BuildStats, Lut, LutError, load_lut, op_key, save_lut, utc_now
+from dnas_ee.hw.models import zigzag_model
+from dnas_ee.hw.models.analytic import MODEL as ANALYTIC_MODEL
+from dnas_ee.hw.models.analytic import evaluate_analytic
+from dnas_ee.hw.models.op_cost import OpCost
+from dnas_ee.hw.models.zigzag_model import ZigZagError
 from dnas_ee.space.signature import OpSignature
 
 

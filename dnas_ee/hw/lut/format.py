@@ -1,7 +1,7 @@
 """Per-op latency/energy lookup tables (LUTs): the file format (save, load, validate, look up).
 
-Building LUTs lives in ``dnas_ee.hw.lut_build``, importing measured CSVs in
-``dnas_ee.hw.lut_csv``, timing ops on a JAX device in ``dnas_ee.hw.lut_measure``.
+Building LUTs lives in ``dnas_ee.hw.lut.build``, importing measured CSVs in
+``dnas_ee.hw.lut.measured_csv``, timing ops on a JAX device in ``dnas_ee.hw.lut.measure``.
 
 A LUT is a versioned JSON file (the format is documented in ``hwmodels/README.md``)::
 
@@ -19,7 +19,7 @@ op and the command that builds the LUT, never a silent zero.
 
 Example:
   >>> from dnas_ee.space.signature import OpSignature
-  >>> from dnas_ee.hw.lut_build import build_lut
+  >>> from dnas_ee.hw.lut.build import build_lut
   >>> sig = OpSignature("conv", 8, 8, 16, 32, kernel=3)
   >>> lut = build_lut([sig], "edge_tpu_like", model="analytic", workers=1, progress=False)
   >>> lut.lookup(sig).macs
@@ -38,13 +38,15 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from dnas_ee.hw.accelerator import Accelerator
-from dnas_ee.hw.op_cost import OpCost
+from dnas_ee.hw.accelerators.description import Accelerator
+from dnas_ee.hw.models.op_cost import OpCost
 from dnas_ee.space.signature import OpSignature
 
 FORMAT = "dnas-ee-lut"
 VERSION = 1
 MEASURED = "measured"
+# The accelerator name of a LUT measured on a JAX device: ``jax-<platform>`` (``jax-cpu``).
+DEVICE_PREFIX = "jax-"
 ROW_MODEL_RE = re.compile(r"^(analytic-\d+|zigzag-[0-9A-Za-z.+_-]+-(fixed|search)|measured)$")
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 _TOP_KEYS = ("format", "version", "accelerator", "accelerator_hash", "model", "space_signature",
@@ -169,6 +171,11 @@ class Lut:
 
 def op_key(sig: OpSignature | str) -> str:
   return sig if isinstance(sig, str) else sig.key()
+
+
+def is_measured_device(accelerator) -> bool:
+  """Whether ``accelerator`` names a JAX device measured by ``dnas-ee lut measure`` (``jax-*``)."""
+  return isinstance(accelerator, str) and accelerator.startswith(DEVICE_PREFIX)
 
 
 def utc_now() -> str:

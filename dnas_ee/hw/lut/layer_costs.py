@@ -29,8 +29,12 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from dnas_ee.hw import (Accelerator, Lut, LutError, build_lut, default_lut_path,
-                        load_accelerator, load_lut, zigzag_available)
+from dnas_ee.hw.accelerators.description import Accelerator
+from dnas_ee.hw.accelerators.load import load_accelerator
+from dnas_ee.hw.lut.build import build_lut
+from dnas_ee.hw.lut.format import Lut, LutError, load_lut
+from dnas_ee.hw.lut.space import default_lut_path
+from dnas_ee.hw.models.zigzag_model import zigzag_available
 from dnas_ee.space.signature import OpSignature
 
 METRICS = ("latency_s", "energy_j", "cycles", "macs")
@@ -39,7 +43,7 @@ _DEFAULT = "default"
 
 def _user_stacklevel() -> int:
   """The ``stacklevel`` that points a warning at the first frame outside dnas-ee."""
-  root = str(Path(__file__).resolve().parents[1])
+  root = str(Path(__file__).resolve().parents[2])   # the dnas_ee package (dnas_ee/hw/lut/)
   frame, level = inspect.currentframe().f_back, 1   # the frame that calls warnings.warn
   while frame is not None and frame.f_code.co_filename.startswith(root):
     frame, level = frame.f_back, level + 1

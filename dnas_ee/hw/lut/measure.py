@@ -23,7 +23,7 @@ measured LUT is for latency objectives), and ``cycles`` = latency x 1 GHz (a
 nominal clock, so that cycles read as ns).
 Rows have ``model = measured``; the LUT's accelerator is ``jax-<platform>``
 (e.g. ``jax-cpu``), its description hash empty: a search targets it with
-``--config.hw.accelerator=jax-cpu --config.hw.lut=<file>`` (``space_lut``
+``--config.hw.accelerator=jax-cpu --config.hw.lut=<file>`` (``dnas_ee.hw.lut.cost_source``
 accepts a measured LUT for an accelerator without a description).
 
 On an emulated low-bit datapath (fake quantization in float32) the latency does
@@ -39,12 +39,12 @@ from typing import Iterable
 
 import numpy as np
 
-from dnas_ee.hw.lut import MEASURED, Lut, save_lut, utc_now
-from dnas_ee.hw.op_cost import OpCost
+from dnas_ee.hw.lut.format import DEVICE_PREFIX, MEASURED, Lut, save_lut, utc_now
+from dnas_ee.hw.lut.space import required_signatures
+from dnas_ee.hw.models.op_cost import OpCost
 from dnas_ee.space.signature import OpSignature
 
 NOMINAL_CLOCK_HZ = 1e9
-DEVICE_PREFIX = "jax-"
 
 
 def device_name() -> str:
@@ -166,10 +166,9 @@ def measure_lut(signatures: Iterable[OpSignature], *, repeats: int = 20, warmup:
 
 def measure_space_lut(space, output: str | os.PathLike, **kwargs) -> Lut:
   """``measure_lut`` of every op ``space`` needs (``required_signatures``), saved to ``output``."""
-  from dnas_ee.hw.space_lut import required_signatures
   lut = measure_lut(required_signatures(space), space_signature=space.identity_key(), **kwargs)
   return save_lut(lut, output)
 
 
-__all__ = ["DEVICE_PREFIX", "NOMINAL_CLOCK_HZ", "device_name", "measure_lut", "measure_space_lut",
+__all__ = ["NOMINAL_CLOCK_HZ", "device_name", "measure_lut", "measure_space_lut",
            "op_function", "time_op"]

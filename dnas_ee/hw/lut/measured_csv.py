@@ -9,9 +9,10 @@ import math
 import os
 from pathlib import Path
 
-from dnas_ee.hw.accelerator import Accelerator, AcceleratorError, load_accelerator
-from dnas_ee.hw.lut import MEASURED, Lut, LutError, utc_now
-from dnas_ee.hw.op_cost import OpCost
+from dnas_ee.hw.accelerators.description import Accelerator, AcceleratorError
+from dnas_ee.hw.accelerators.load import load_accelerator
+from dnas_ee.hw.lut.format import MEASURED, Lut, LutError, utc_now
+from dnas_ee.hw.models.op_cost import OpCost
 from dnas_ee.space.signature import OpSignature
 
 _CSV_REQUIRED = ("op", "latency_s", "energy_j")

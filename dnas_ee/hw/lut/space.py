@@ -1,4 +1,4 @@
-"""The accelerator LUT of a search space, as a cost source of the cost layer.
+"""The LUT of a search space: where it lives, which ops it must hold, building it.
 
 One LUT file per accelerator and cost model holds the rows of every search space
 built into it so far (``dnas-ee lut build`` merges new rows in)::
@@ -6,11 +6,8 @@ built into it so far (``dnas-ee lut build`` merges new rows in)::
     hwmodels/luts/<accelerator>.json            ZigZag (the reference model; shipped)
     hwmodels/luts/<accelerator>.<model>.json    any other model, e.g. .analytic.json
 
-``config.hw.lut`` (a path) overrides the default file. Loading checks the file
-(``load_lut``), that it was built from the current accelerator description
-(hash), that it holds one cost model (ZigZag files may hold ``analytic-1`` rows
-for pooling/add/gap, nothing else), and that it covers every op the search space
-can produce; each failure is a ``LutError`` naming the command that fixes it.
+``config.hw.lut`` (a path) overrides the default file. Reading it back as a cost
+source, with every check, is ``dnas_ee.hw.lut.cost_source``.
 
 Example:
   >>> from dnas_ee.space.backbones import build_backbone
@@ -19,30 +16,28 @@ Example:
   ...                           blocks_per_stage=(1, 1, 1), stem_width=8)
   >>> space = make_search_space(backbone, exit_positions=(1,), branch_ops=("conv3_s1_x1",),
   ...                           branch_depth=1, branch_resolutions=(4,), bits=(8,))
-  >>> lut = build_lut(required_signatures(space), "edge_tpu_like", model="analytic", workers=1,
-  ...                 progress=False)
-  >>> source = LutCostSource(lut)
-  >>> source.metrics, source.model
-  (('latency_s', 'energy_j'), 'analytic-2')
+  >>> sigs = required_signatures(space)
+  >>> sorted({s.op for s in sigs})
+  ['add', 'avgpool', 'conv', 'dense', 'gap']
+  >>> default_lut_path("edge_tpu_like", "analytic").name
+  'edge_tpu_like.analytic.json'
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
 from dnas_ee.cost.tables import build_cost_tables
-from dnas_ee.hw.accelerator import (Accelerator, hwmodels_dir, list_accelerators,
-                                    load_accelerator)
-from dnas_ee.hw.analytic import MODEL as ANALYTIC_MODEL
-from dnas_ee.hw.lut import Lut, LutError, load_lut
-from dnas_ee.hw.lut_build import build_lut, resolve_model
-from dnas_ee.space.signature import WEIGHTED_OPS, OpSignature
+from dnas_ee.hw.accelerators.description import Accelerator
+from dnas_ee.hw.accelerators.load import hwmodels_dir, load_accelerator
+from dnas_ee.hw.lut.build import build_lut, resolve_model
+from dnas_ee.hw.lut.format import Lut, LutError, load_lut
+from dnas_ee.hw.models import zigzag_model
+from dnas_ee.space.signature import OpSignature
 
-LUT_METRICS = ("latency_s", "energy_j")
 # The model of the shipped LUTs, whose files carry no model suffix.
 DEFAULT_MODEL = "zigzag"
 
@@ -85,14 +80,14 @@ def build_command(accelerator: str, *, output: str | os.PathLike | None = None,
   return cmd + " [plus the run's --config.* overrides]"
 
 
-def _zigzag_note(accelerator: str, path: Path) -> str:
-  """How to do without ZigZag, when the LUT to build is a ZigZag one and ZigZag is missing."""
-  from dnas_ee.hw.zigzag_model import INSTALL_HINT, zigzag_available
-  if zigzag_available() or path.resolve() != default_lut_path(accelerator).resolve():
+def zigzag_note(accelerator: str, path: Path) -> str:
+  """How to do without ZigZag, when the LUT to build is a ZigZag one and ZigZag is missing
+  ('' otherwise): appended to the build command of an error message."""
+  if zigzag_model.zigzag_available() or path.resolve() != default_lut_path(accelerator).resolve():
     return ""
   analytic = default_lut_path(accelerator, "analytic")
-  return (f" (this needs ZigZag: {INSTALL_HINT}; without it, build the analytic LUT with "
-          f"`{build_command(accelerator, model='analytic')}` and add "
+  return (f" (this needs ZigZag: {zigzag_model.INSTALL_HINT}; without it, build the analytic LUT "
+          f"with `{build_command(accelerator, model='analytic')}` and add "
           f"--config.hw.lut={analytic} to the run)")
 
 
@@ -123,148 +118,6 @@ def required_signatures(space) -> list[OpSignature]:
   return sorted(recorder.seen | set(space.all_signatures()))
 
 
-def check_row_models(lut: Lut, *, build_hint: str) -> None:
-  """``LutError`` if the rows of ``lut`` come from another cost model than the file says.
-
-  A ZigZag LUT may hold ``analytic-1`` rows for pooling, add and gap (ZigZag does
-  not evaluate them, see ``zigzag_model``); every other row must carry the file's model.
-  """
-  expected = f"{lut.model_name}-{lut.model_version}"
-  if lut.model_name == "measured":
-    expected = "measured"
-  for key, cost in lut.rows.items():
-    if cost.model == expected:
-      continue
-    op = key.split("_", 1)[0]
-    if lut.model_name == "zigzag" and cost.model == ANALYTIC_MODEL and op not in WEIGHTED_OPS:
-      continue
-    raise LutError(f"{lut._where()} says its model is {expected}, but row {key} was produced by "
-                   f"{cost.model}: one LUT file holds one cost model. Rebuild it with: "
-                   f"{build_hint}")
-
-
-class LutCostSource:
-  """A ``CostSource`` (``dnas_ee.cost``) reading latency and energy from a LUT.
-
-  Lookups are cached per signature (the cost tables ask for the same ops thousands
-  of times). An op absent from the LUT raises ``LutError`` naming it.
-
-  Attributes:
-    metrics: ``('latency_s', 'energy_j')``: seconds and joules of one inference.
-    lut: the loaded ``Lut``.
-    path: its file (``None`` for an in-memory LUT).
-  """
-  metrics = LUT_METRICS
-
-  def __init__(self, lut: Lut, signatures: Iterable[OpSignature] = ()):
-    self.lut = lut
-    self.path = Path(lut.path) if lut.path else None
-    self._cache: dict[OpSignature, np.ndarray] = {}
-    for sig in signatures:
-      self(sig)
-
-  @property
-  def model(self) -> str:
-    return f"{self.lut.model_name}-{self.lut.model_version}"
-
-  def __call__(self, sig: OpSignature) -> np.ndarray:
-    row = self._cache.get(sig)
-    if row is None:
-      cost = self.lut.lookup(sig)
-      row = np.array([cost.latency_s, cost.energy_j], np.float64)
-      row.flags.writeable = False
-      self._cache[sig] = row
-    return row
-
-  def __repr__(self) -> str:
-    return (f"LutCostSource({self.lut.accelerator!r}, {self.model}, {len(self.lut)} rows, "
-            f"path={str(self.path) if self.path else None!r})")
-
-
-def load_checked_lut(path: str | os.PathLike, acc: Accelerator,
-                     signatures: Iterable[OpSignature] = (), *, build_hint: str) -> Lut:
-  """Loads a LUT and checks it against ``acc`` and the ops a search space needs.
-
-  Args:
-    path: the LUT file.
-    acc: the accelerator description it must come from (same name and hash).
-    signatures: ops that must all be present.
-    build_hint: the command that builds the LUT, quoted in every error.
-
-  Raises:
-    LutError: no such file, malformed, another accelerator, stale description,
-      mixed cost models, or missing ops.
-  """
-  path = Path(path).expanduser()
-  if not path.is_file():
-    raise LutError(f"no LUT at {path} for accelerator {acc.name!r}: build it with: {build_hint}")
-  lut = load_lut(path)
-  if lut.accelerator != acc.name:
-    raise LutError(f"LUT {path} was built for accelerator {lut.accelerator!r}, not {acc.name!r}: "
-                   f"point --config.hw.lut at a LUT of {acc.name!r}, or build one with: "
-                   f"{build_hint}")
-  lut.check_accelerator(acc, build_hint=build_hint)
-  check_row_models(lut, build_hint=build_hint)
-  lut.require(signatures, build_hint=build_hint)
-  return lut
-
-
-def lut_cost_source(accelerator: str, lut_path: str | os.PathLike, space) -> LutCostSource:
-  """Latency and energy of the search space's ops on ``accelerator``.
-
-  Args:
-    accelerator: a shipped name or a description's YAML path (a run's ``hw.accelerator``).
-    lut_path: the LUT file (a run's ``hw.lut``); empty: ``default_lut_path(accelerator)``.
-    space: the ``SearchSpace``; every op of ``required_signatures(space)`` must be in the LUT.
-
-  Returns:
-    A ``LutCostSource`` with metrics ``('latency_s', 'energy_j')``.
-
-  Raises:
-    LutError: the LUT is missing, stale, malformed or incomplete (the message names
-      the ``dnas-ee lut build`` command that fixes it).
-    AcceleratorError: the accelerator description cannot be read.
-  """
-  name = os.fspath(accelerator)
-  if not name:
-    raise LutError("config.hw.accelerator is empty, so there is no LUT to read latency and "
-                   f"energy from: set --config.hw.accelerator to one of {list_accelerators()} "
-                   "(or a description's .yaml path)")
-  if is_measured_device(name):
-    return LutCostSource(_load_measured(name, lut_path, space), required_signatures(space))
-  acc = load_accelerator(name)
-  path = Path(lut_path).expanduser() if lut_path else default_lut_path(acc)
-  hint = build_command(name, output=path if lut_path else None) + _zigzag_note(name, path)
-  signatures = required_signatures(space)
-  lut = load_checked_lut(path, acc, signatures, build_hint=hint)
-  return LutCostSource(lut, signatures)
-
-
-def is_measured_device(accelerator) -> bool:
-  """Whether ``accelerator`` names a JAX device measured by ``dnas-ee lut measure`` (``jax-*``)."""
-  from dnas_ee.hw.lut_measure import DEVICE_PREFIX
-  return isinstance(accelerator, str) and accelerator.startswith(DEVICE_PREFIX)
-
-
-def _load_measured(name: str, lut_path, space) -> Lut:
-  """A measured LUT of a JAX device: no description to check, the rest as usual."""
-  hint = ("dnas-ee lut measure --config <the config file of the run> --output PATH, on the "
-          f"device {name!r}")
-  if not lut_path:
-    raise LutError(f"accelerator {name!r} is a measured JAX device, which has no shipped LUT: "
-                   f"give --config.hw.lut=PATH, measured with: {hint}")
-  path = Path(lut_path).expanduser()
-  if not path.is_file():
-    raise LutError(f"no LUT at {path} for {name!r}: measure it with: {hint}")
-  lut = load_lut(path)
-  if lut.accelerator != name or lut.model_name != "measured":
-    raise LutError(f"LUT {path} holds {lut.model_name} rows of {lut.accelerator!r}, not a "
-                   f"measurement of {name!r}: measure it with: {hint}")
-  check_row_models(lut, build_hint=hint)
-  lut.require(required_signatures(space), build_hint=hint)
-  return lut
-
-
 # --------------------------------------------------------------------------- build
 
 
@@ -289,8 +142,7 @@ class SpaceLutBuild:
 
 
 def _auto_model(acc: Accelerator) -> str:
-  from dnas_ee.hw.zigzag_model import zigzag_available
-  return "zigzag" if zigzag_available() and acc.zigzag_hardware else "analytic"
+  return "zigzag" if zigzag_model.zigzag_available() and acc.zigzag_hardware else "analytic"
 
 
 def _read_existing(path: Path) -> Lut | None:
@@ -382,7 +234,5 @@ def build_space_lut(space, accelerator: Accelerator | str | os.PathLike, *, mode
                        spaces=tuple(spaces), notes=tuple(notes))
 
 
-__all__ = ["DEFAULT_MODEL", "LUT_METRICS", "LutCostSource", "SpaceLutBuild", "build_command",
-           "build_space_lut", "check_row_models", "default_lut_path", "is_measured_device",
-           "load_checked_lut",
-           "lut_cost_source", "required_signatures"]
+__all__ = ["DEFAULT_MODEL", "SpaceLutBuild", "accelerator_name", "build_command", "build_space_lut",
+           "default_lut_path", "required_signatures", "zigzag_note"]

@@ -11,7 +11,7 @@ so a layer smaller than the array along an unrolled dimension wastes PEs, and a
 depthwise conv (``K = C = 1`` per group, ``G = channels``) only uses the
 ``OX``/``OY`` part of an array that unrolls ``K``/``C``: the array is used poorly,
 as on real output-channel x input-channel arrays. ``cycle_factor`` is the bit
-width rule of ``dnas_ee.hw.bit_scaling``.
+width rule of ``dnas_ee.hw.models.bit_scaling``.
 
 Memory (``operand_homes``; ZigZag's LUT rows follow the same rule). The op runs
 inside a network inference, layer after layer:
@@ -52,7 +52,7 @@ for gap) take ``ceil(ops / lanes)`` cycles and ``ops x E_vec(ab)`` joules; their
 inputs are read from and outputs written to their home level only.
 
 Example:
-  >>> from dnas_ee.hw.accelerator import load_accelerator
+  >>> from dnas_ee.hw.accelerators.load import load_accelerator
   >>> from dnas_ee.space.signature import OpSignature
   >>> cost = evaluate_analytic(OpSignature("conv", 8, 8, 16, 32, kernel=3),
   ...                          load_accelerator("edge_tpu_like"))
@@ -65,10 +65,10 @@ import collections
 import dataclasses
 import math
 
-from dnas_ee.hw.accelerator import Accelerator, MemoryLevel
-from dnas_ee.hw.bit_scaling import (check_supported_bits, cycle_factor, mac_energy_scale,
-                                    psum_bits, vector_energy_scale)
-from dnas_ee.hw.op_cost import OpCost
+from dnas_ee.hw.accelerators.description import Accelerator, MemoryLevel
+from dnas_ee.hw.models.bit_scaling import (check_supported_bits, cycle_factor, mac_energy_scale,
+                                           psum_bits, vector_energy_scale)
+from dnas_ee.hw.models.op_cost import OpCost
 from dnas_ee.space.signature import WEIGHTED_OPS, OpSignature
 
 # analytic-1 kept weights on chip when they fitted (no DRAM traffic at all for most CIFAR

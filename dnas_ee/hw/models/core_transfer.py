@@ -23,7 +23,7 @@ quad-core example sets the link energy to 0 pJ/bit, so the transfer energy is
 that of the two memory accesses. Contention with other traffic is not modelled.
 
 Example:
-  >>> from dnas_ee.hw.accelerator import load_accelerator
+  >>> from dnas_ee.hw.accelerators.load import load_accelerator
   >>> latency_s, energy_j = transfer_cost(load_accelerator("quad_core_edge_tpu_like"), 1024)
   >>> round(latency_s * 1e9)  # 8192 bits / 32 bit/cycle = 256 cycles at 500 MHz
   512
@@ -35,7 +35,8 @@ import os
 
 import numpy as np
 
-from dnas_ee.hw.accelerator import Accelerator, load_accelerator
+from dnas_ee.hw.accelerators.description import Accelerator
+from dnas_ee.hw.accelerators.load import load_accelerator
 
 
 def max_hops(acc: Accelerator) -> int:

@@ -28,7 +28,7 @@ Mapping: fixed by default, searched on request.
   seconds with the fixed mapping and several minutes with the search (spread over
   the cores by ``build_lut``): the search is worth it for a final, shipped LUT.
 
-On top of ZigZag, the bit-width rules of ``dnas_ee.hw.bit_scaling`` are applied
+On top of ZigZag, the bit-width rules of ``dnas_ee.hw.models.bit_scaling`` are applied
 (ZigZag already scales memory traffic with the layer's ``operand_precision``,
 but keeps one energy per MAC on digital arrays): the MAC energy ZigZag reports
 is multiplied by ``mac_energy_scale(wb, ab)``, and the array's ideal cycles by
@@ -65,11 +65,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dnas_ee.hw.accelerator import Accelerator
-from dnas_ee.hw.analytic import DRAM, evaluate_analytic, operand_homes
-from dnas_ee.hw.bit_scaling import (check_supported_bits, cycle_factor, mac_energy_scale,
-                                    psum_bits)
-from dnas_ee.hw.op_cost import OpCost
+from dnas_ee.hw.accelerators.description import Accelerator
+from dnas_ee.hw.models.analytic import DRAM, evaluate_analytic, operand_homes
+from dnas_ee.hw.models.bit_scaling import (check_supported_bits, cycle_factor, mac_energy_scale,
+                                           psum_bits)
+from dnas_ee.hw.models.op_cost import OpCost
 from dnas_ee.space.signature import WEIGHTED_OPS, OpSignature
 
 INSTALL_HINT = "pip install -e '.[hw]'  (or: pip install 'zigzag-dse>=3.8,<4')"
