@@ -84,7 +84,8 @@ def test_shipped_luts_cost_no_more_at_fewer_bits(name, model):
 
 @zigzag_only
 def test_stream_cross_check_on_a_tiny_network(tmp_path):
-  """Stream schedules the tiny early-exit networks of hwmodels/stream_check.py (~35 s here).
+  """Stream schedules the tiny early-exit networks of experiments/hw_checks/stream_check.py
+  (~35 s here).
 
   stream-dse 0.0.8 (the newest on PyPI) needs zigzag-dse 2.x, dnas-ee >= 3.8, so Stream
   runs in its own environment, named by DNAS_EE_STREAM_PYTHON (hwmodels/README.md,
@@ -99,13 +100,13 @@ def test_stream_cross_check_on_a_tiny_network(tmp_path):
     pytest.skip("no Stream environment: set DNAS_EE_STREAM_PYTHON to a python with "
                 "stream-dse==0.0.8, zigzag-dse==2.5.4, plotly and pandas (hwmodels/README.md, "
                 "'Stream cross-check', gives the commands)")
-  root = Path(__file__).resolve().parents[2]
-  spec = importlib.util.spec_from_file_location("stream_check", root / "hwmodels/stream_check.py")
+  script = Path(__file__).resolve().parents[2] / "experiments/hw_checks/stream_check.py"
+  spec = importlib.util.spec_from_file_location("stream_check", script)
   stream_check = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(stream_check)
   out = tmp_path / "stream.json"
-  subprocess.run([python, str(root / "hwmodels/stream_check.py"), "--stream", "--out", str(out)],
-                 cwd=tmp_path, check=True, capture_output=True, timeout=600)
+  subprocess.run([python, str(script), "--stream", "--out", str(out)], cwd=tmp_path, check=True,
+                 capture_output=True, timeout=600)
   stream = json.loads(out.read_text())
   ours = stream_check.ours()
   # Per layer, Stream's compute time is ZigZag's ideal array cycles (+0-7% on the backbone).

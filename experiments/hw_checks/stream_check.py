@@ -5,9 +5,9 @@ dnas-ee needs zigzag-dse >= 3.8: Stream runs in its own virtual environment.
 
     python -m venv /tmp/streamvenv
     /tmp/streamvenv/bin/pip install stream-dse==0.0.8 zigzag-dse==2.5.4
-    /tmp/streamvenv/bin/python hwmodels/stream_check.py --stream \
+    /tmp/streamvenv/bin/python experiments/hw_checks/stream_check.py --stream \
         --out experiments/results/hw_published/stream_check_stream.json      # Stream's half
-    python hwmodels/stream_check.py --stream-json \
+    python experiments/hw_checks/stream_check.py --stream-json \
         experiments/results/hw_published/stream_check_stream.json \
         --out experiments/results/hw_published/stream_check.json             # ours + table
 
@@ -32,7 +32,7 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]   # the repository
 
 # (name, input h, cin, cout, kernel, stride): int8, SAME padding, batch 1.
 BACKBONE = [("b0", 16, 16, 32, 3, 1), ("b1", 16, 32, 32, 3, 1), ("b2", 16, 32, 64, 3, 2)]

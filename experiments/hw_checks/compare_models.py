@@ -1,6 +1,6 @@
 """Compares the ZigZag and analytic LUTs of every shipped accelerator (hwmodels/README.md).
 
-    python hwmodels/compare_models.py [--luts hwmodels/luts]
+    python experiments/hw_checks/compare_models.py [--luts DIR (default: the shipped hwmodels/luts)]
 
 For the conv/dense rows present in both files: the median (min-max) ZigZag/analytic
 ratio of latency and energy, the Spearman rank correlation of energies, and what

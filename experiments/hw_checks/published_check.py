@@ -1,6 +1,6 @@
 """Our accelerator models against published figures of the machines they describe.
 
-    python hwmodels/published_check.py [--mapping-search] [--out FILE.json]
+    python experiments/hw_checks/published_check.py [--mapping-search] [--out FILE.json]
 
 Builds the layers of three published workloads as ``OpSignature``s (NHWC, SAME
 padding, every input size chosen so that the output sizes and the MACs equal the
@@ -36,7 +36,7 @@ from dnas_ee.hw import analytic_breakdown, evaluate_analytic, load_accelerator, 
 from dnas_ee.hw.models.zigzag_model import zigzag_cost, zigzag_model_name
 from dnas_ee.space.signature import WEIGHTED_OPS, OpSignature
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]   # the repository
 
 # (frames/s, chip power W, source) of the published measurements.
 PUBLISHED = {

@@ -1,6 +1,7 @@
 """Modelled vs measured early-exit speed-up on this machine, from a LUT measured here.
 
-    python hwmodels/measured_loop.py --run RUN --lut LUT [--benchmark FILE | --paths N] [--out FILE]
+    python experiments/hw_checks/measured_loop.py --run RUN --lut LUT \
+        [--benchmark FILE | --paths N] [--out FILE]
 
 ``RUN`` is an evaluated run dir (``config.json``, ``genotype.json``, ``summary.json``);
 ``LUT`` a ``dnas-ee lut measure`` LUT of the run's search space on this device.
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]   # the repository
 sys.path.insert(0, str(ROOT))
 
 from dnas_ee import pipeline  # noqa: E402
