@@ -5,7 +5,6 @@
 traces must be the one flax traces, equation for equation, so the search step
 computes the same bits and compiles the same program.
 """
-import sys
 from pathlib import Path
 
 import jax
@@ -14,10 +13,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-from core_support import tiny_overrides  # noqa: E402
-
-from dnas_ee.models.layers import BatchNorm, batch_norm  # noqa: E402
+from support.runs import tiny_overrides
+from dnas_ee.models.layers import BatchNorm, batch_norm
 
 
 def _train_step(cls, x):

@@ -5,7 +5,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-# The tests' reduced digits space (as tests/core's tiny_overrides), MACs only.
+# The tests' reduced digits space (as support.runs.tiny_overrides), MACs only.
 TINY = ["--config.hw.accelerator=", "--config.hw.objective=macs",
         "--config.backbone.options.stage_widths=(8, 16, 16)",
         "--config.backbone.options.stem_width=8",

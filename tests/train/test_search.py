@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from core_support import ROOT, subprocess_env, tiny_overrides
+from support.runs import ROOT, subprocess_env, tiny_overrides
 from dnas_ee import pipeline
 from dnas_ee.config import apply_overrides
 from dnas_ee.train.loop import NonFiniteError
@@ -35,11 +35,10 @@ def test_schedules_do_not_retrace_the_step(tiny_config):
 
 
 FOUR_DEVICES = r"""
-import json, sys
+import json
 import jax, numpy as np
 from jax.sharding import Mesh
-sys.path.insert(0, "tests/core")
-from core_support import tiny_overrides
+from support.runs import tiny_overrides
 from dnas_ee import pipeline
 from dnas_ee.config import apply_overrides, load_config_file
 from dnas_ee.train.search import jit_search_step

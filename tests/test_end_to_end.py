@@ -1,7 +1,7 @@
 """The digits job end to end (reduced): search, derive, retrain, evaluate through the CLI."""
 import json
 
-from core_support import tiny_overrides
+from support.runs import tiny_overrides
 from dnas_ee.cli import main
 from dnas_ee.space.genotype import Genotype, genotype_space
 

@@ -6,7 +6,7 @@ import pytest
 from dnas_ee.config import (
     ConfigError, apply_overrides, check_keys, config_from_json, load_config_file, save_config)
 
-CONFIGS = Path(__file__).resolve().parents[2] / "experiments" / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
 
 
 @pytest.mark.parametrize("name", ["digits.py", "cifar10_mbv2.py", "cifar10_resnet20.py"])

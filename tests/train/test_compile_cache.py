@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from core_support import ROOT
+from support.runs import ROOT
 
 PROGRAM = r"""
 import json, jax, jax.numpy as jnp

@@ -1,10 +1,8 @@
-"""Helpers shared by the core tests (a module of its own: conftest names clash across folders)."""
+"""The tests' reduced digits run: the config overrides, the repo root, a subprocess's environment."""
 import os
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def tiny_overrides():
@@ -22,8 +20,10 @@ def tiny_overrides():
 
 
 def subprocess_env(devices: int = 1):
+  """This process's environment with ``devices`` host devices, the repo and ``tests/`` (for
+  ``support``) on the path."""
   env = dict(os.environ)
   flags = [f for f in env.get("XLA_FLAGS", "").split() if "device_count" not in f]
   env["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={devices}"])
-  env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+  env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests"), env.get("PYTHONPATH", "")])
   return env

@@ -1,0 +1,2 @@
+"""Helpers shared across the test folders (importable as ``support``: the top-level
+conftest puts ``tests/`` on ``sys.path``)."""
