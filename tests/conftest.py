@@ -20,8 +20,14 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from support.runs import ROOT, tiny_overrides
+
+# Property tests have no per-example deadline and no too-slow health check: on a loaded
+# machine a slow example is not a failure (a test must not depend on the wall clock).
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 
 
 @pytest.fixture

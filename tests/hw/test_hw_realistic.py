@@ -6,6 +6,7 @@ import importlib.util
 
 import pytest
 
+from support.runs import HANG_TIMEOUT_S
 from dnas_ee.hw.accelerators.load import list_accelerators, load_accelerator
 from dnas_ee.hw.lut.format import load_lut
 from dnas_ee.hw.lut.space import default_lut_path
@@ -106,7 +107,7 @@ def test_stream_cross_check_on_a_tiny_network(tmp_path):
   spec.loader.exec_module(stream_check)
   out = tmp_path / "stream.json"
   subprocess.run([python, str(script), "--stream", "--out", str(out)], cwd=tmp_path, check=True,
-                 capture_output=True, timeout=600)
+                 capture_output=True, timeout=HANG_TIMEOUT_S)
   stream = json.loads(out.read_text())
   ours = stream_check.ours()
   # Per layer, Stream's compute time is ZigZag's ideal array cycles (+0-7% on the backbone).

@@ -3,6 +3,9 @@ import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# A subprocess's time limit: only a hang reaches it, however loaded the machine (a test
+# must not fail because the machine is busy).
+HANG_TIMEOUT_S = 3600
 
 
 def tiny_overrides():

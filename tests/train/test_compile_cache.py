@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from support.runs import ROOT
+from support.runs import HANG_TIMEOUT_S, ROOT
 
 PROGRAM = r"""
 import json, jax, jax.numpy as jnp
@@ -24,7 +24,7 @@ def _run(cache: str) -> dict:
   env = dict(os.environ, DNAS_EE_COMPILATION_CACHE=cache, JAX_PLATFORMS="cpu")
   env.pop("JAX_COMPILATION_CACHE_DIR", None)
   out = subprocess.run([sys.executable, "-c", PROGRAM], env=env, cwd=ROOT, check=True,
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=HANG_TIMEOUT_S)
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
