@@ -69,6 +69,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="accuracy_floor: the static network trained alone (default, the honest "
                         "baseline) or the early-exit network's own final exit")
   cal.add_argument("--budget", type=float, default=0.5, help="budget: cost as a fraction of the static backbone")
+  ex = sub.add_parser("export", help="the early-exit network as integer LiteRT segments "
+                                     "(needs pip install 'dnas-ee[export]')")
+  ex.add_argument("--workdir", required=True)
+  ex.add_argument("--out", default="", help="export dir (default: WORKDIR/export)")
+  inf = sub.add_parser("infer", help="run an export's LiteRT cascade (default: the run's test "
+                                     "split, writing infer.json)")
+  inf.add_argument("--export", required=True, help="the export dir")
+  inf.add_argument("--data", default="",
+                   help="an .npz with 'images' (normalized NHWC) and optional 'labels'")
+  inf.add_argument("--latency-samples", type=int, default=200)
   lut = sub.add_parser("lut", help="accelerator lookup tables")
   lut_sub = lut.add_subparsers(dest="lut_command", required=True)
   b = lut_sub.add_parser("build")
@@ -179,13 +189,31 @@ def main(argv=None) -> int:
       if args.out:
         from dnas_ee.sweep.table import export_results
         print(f"{export_results(args.workdir, args.out)} finished members' files in {args.out}")
+    elif args.command in ("export", "infer"):
+      _export_command(args)
     elif args.command == "lut":
       from dnas_ee.hw.cli import lut_command
       lut_command(args, overrides, _lut_space)
-  except (ConfigError, ValueError, FileNotFoundError) as err:
+  except (ConfigError, ValueError, FileNotFoundError, ImportError) as err:
     print(f"dnas-ee: error: {err}", file=sys.stderr)
     return 2
   return 0
+
+
+def _export_command(args) -> None:
+  from dnas_ee.stages import export
+  if args.command == "export":
+    manifest = export.export_run(args.workdir, args.out or None)
+    out = Path(args.out or Path(args.workdir) / "export")
+    print(f"exported {len(manifest['segments'])} segments to {out}")
+    return
+  kwargs = {}
+  if args.data:
+    import numpy as np
+    data = np.load(args.data)
+    kwargs = dict(images=data["images"], labels=data["labels"] if "labels" in data else None)
+  print(json.dumps(export.infer(args.export, latency_samples=args.latency_samples, **kwargs),
+                   indent=1))
 
 
 if __name__ == "__main__":
