@@ -55,6 +55,8 @@ def exit_probabilities(gates: jax.Array, soft_exit: jax.Array):
     reach: [B, P] ``r_i(x)``, probability of reaching early exit i.
     leave: [B, P + 1] ``p_i(x)`` (last column: the final exit); rows sum to 1.
   """
+  if gates.shape[0] == 0:   # no early exit: every sample leaves at the final one
+    return soft_exit, jnp.ones((soft_exit.shape[0], 1), soft_exit.dtype)
   e = gates[None, :] * soft_exit
   survive = jnp.cumprod(1.0 - e, axis=1)
   reach = jnp.concatenate([jnp.ones_like(e[:, :1]), survive[:, :-1]], axis=1)

@@ -72,6 +72,23 @@ def neg_entropy(logits: jax.Array) -> jax.Array:
 _MEASURES = {"max_prob": max_prob, "margin": margin, "neg_entropy": neg_entropy}
 
 
+def confidence_range(measure: str, num_classes: int) -> tuple[float, float]:
+  """``(lo, hi)``: the values ``measure`` takes over ``num_classes`` classes (a threshold
+  outside them lets every sample out, or none).
+
+  Example:
+    >>> confidence_range("max_prob", 10)
+    (0.1, 1.0)
+  """
+  if measure == "max_prob":
+    return 1.0 / num_classes, 1.0
+  if measure == "margin":
+    return 0.0, 1.0
+  if measure == "neg_entropy":
+    return -float(np.log(num_classes)), 0.0
+  raise ValueError(f"unknown confidence measure {measure!r}; use one of {CONFIDENCE_MEASURES}")
+
+
 def confidence(logits: jax.Array, measure: str) -> jax.Array:
   """Confidence of each prediction: logits ``[..., K]`` -> scores ``[...]``.
 

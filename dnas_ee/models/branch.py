@@ -1,23 +1,51 @@
 """Exit branches: a chain of slots, each a DARTS mixed op over candidate ops.
 
-Slot ``s`` quantizes its input once (shared by its candidates), runs every
-candidate, resizes each output to the next slot's resolution and zero-pads its
-channels to the branch's widest width, and mixes them with the slot's op
-probabilities. Zero channels stay zero through every later op (convs ignore
-them, pools/identity/depthwise carry no BatchNorm or bias), so at a one-hot
-mixture the slot computes exactly its chosen op. After the last slot each
-candidate's output is globally pooled before mixing; a dense classifier follows.
+Candidate ops of different widths are mixed **per width state**, not by zero-padding
+to the widest: the branch carries one tensor per channel width its ops can produce
+(``space.BranchSpec.width_mults``), each the probability-weighted mean of the paths
+that reach that width, with the paths' total probability (its mass). Slot ``s`` runs
+every candidate on every input state (a conv reads a state through the first input
+channels of its weights, a pool or identity keeps the state's width), resizes each
+output to the next slot's resolution and adds it to the state of its output width,
+weighted by ``p_k x mass``. After the last slot each state is globally pooled and read
+by **its own classifier**: ``logits = sum_w mass_w classifier_w(feature_w)``.
+
+Why: with one zero-padded tensor, the classifier's weights on the channels only wide
+ops fill are trained on wide features alone, which favours wide ops in the mixture
+(a narrow op shares every weight it uses with the mixture, a wide one has weights of
+its own). Per width state every op is judged with a classifier of its own width, and
+the mixture is exactly the mixture over paths that the cost tables price (a Markov
+chain over the same width states, ``cost.expected``). At a one-hot mixture the branch
+computes exactly its chosen path; a derived branch (one candidate per slot) has one
+state per slot and its layers have the path's real widths.
+
+Single-path mode (``lax.switch``, one op per slot) runs the one sampled path on one
+tensor zero-padded to the slot's widest input (one path: nothing is mixed) and reads
+it with the classifier of the path's width.
 """
 from __future__ import annotations
 
 from typing import Sequence
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from dnas_ee.models.layers import ACTIVATIONS, ActQuant, QConv, QDense, batch_norm, pool, resize
 from dnas_ee.space.ops import OpSpec, parse_op
 from dnas_ee.space.space import BranchSpec
+
+_MASS_FLOOR = 1e-12   # a state's mean is its weighted sum / max(mass, floor)
+
+
+def width_states(spec: BranchSpec) -> tuple[tuple[int, ...], ...]:
+  """The channel widths a branch's tensor can have: ``[D + 1]`` sorted tuples, at the
+  input of each slot and after the last one."""
+  states = [(spec.base_width,)]
+  for names in spec.slot_ops:
+    states.append(tuple(sorted({parse_op(n).out_width(c, spec.base_width)
+                                for n in names for c in states[-1]})))
+  return tuple(states)
 
 
 class CandidateOp(nnx.Module):
@@ -55,20 +83,32 @@ def _pad_channels(x, width: int):
 
 
 class ExitBranch(nnx.Module):
-  """The branch of one candidate exit position; returns logits [B, num_classes]."""
+  """The branch of one candidate exit position; returns logits [B, num_classes].
+
+  ``classifier`` reads the widest final width state; ``narrow_classifiers`` (only where
+  the ops can end narrower) the others, narrowest first.
+  """
 
   def __init__(self, spec: BranchSpec, num_classes: int, act: str, signed_features: bool, *,
                rngs: nnx.Rngs):
     self.spec = spec
-    width = spec.max_width()
+    self.width_states = states = width_states(spec)
     self.quantizers = nnx.List()
     self.slots = nnx.List()
     for slot, names in enumerate(spec.slot_ops):
-      cin = spec.base_width if slot == 0 else width
+      cin = max(states[slot])
       self.quantizers.append(ActQuant(signed=signed_features))
       self.slots.append(nnx.List([CandidateOp(parse_op(n), cin, spec.base_width, act, rngs=rngs)
                                   for n in names]))
-    self.classifier = QDense(width, num_classes, signed_input=signed_features, rngs=rngs)
+    self.classifier = QDense(states[-1][-1], num_classes, signed_input=signed_features, rngs=rngs)
+    if len(states[-1]) > 1:
+      self.narrow_classifiers = nnx.List([
+          QDense(w, num_classes, signed_input=signed_features, rngs=rngs) for w in states[-1][:-1]])
+
+  def classifiers(self) -> dict:
+    """``{final width: its classifier}``."""
+    narrow = list(self.narrow_classifiers) if hasattr(self, "narrow_classifiers") else []
+    return dict(zip(self.width_states[-1], narrow + [self.classifier]))
 
   def __call__(self, x, op_probs, bits: Sequence[int], bit_probs, train: bool, *,
                single_path: bool = False):
@@ -78,25 +118,67 @@ class ExitBranch(nnx.Module):
     candidate of each slot runs (``lax.switch``) and its output is multiplied by
     its (straight-through) one-hot weight, so the gradient still reaches the logits.
     """
-    spec, width = self.spec, self.spec.max_width()
-    x = resize(x, spec.slot_res[0])
+    x = resize(x, self.spec.slot_res[0])
+    if single_path:
+      return self._single_path(x, op_probs, bits, bit_probs, train)
+    spec = self.spec
+    states = {spec.base_width: (1.0, x)}        # width -> (mass, mean of its paths)
     for slot, candidates in enumerate(self.slots):
-      x_quantized = self.quantizers[slot](x, bits, bit_probs)
       last = slot + 1 == spec.depth
+      cin = max(self.width_states[slot])
+      sums, masses = {}, {}
+      for mass, z in states.values():
+        zq = self.quantizers[slot](_pad_channels(z, cin), bits, bit_probs)
+        for k, op in enumerate(candidates):
+          y = op(z, zq, bits, bit_probs, train)
+          y = jnp.mean(y, axis=(1, 2)) if last else resize(y, spec.slot_res[slot + 1])
+          w = mass if len(candidates) == 1 else op_probs[slot, k] * mass
+          d = y.shape[-1]
+          sums[d] = w * y if d not in sums else sums[d] + w * y
+          masses[d] = w if d not in masses else masses[d] + w
+      states = {d: (masses[d], sums[d] if isinstance(masses[d], float)
+                    else sums[d] / jnp.maximum(masses[d], _MASS_FLOOR)) for d in sums}
+    logits = 0.0
+    for width, clf in self.classifiers().items():
+      if width in states:
+        mass, z = states[width]
+        out = clf(z, bits, bit_probs)
+        logits = out if isinstance(mass, float) and mass == 1.0 else logits + mass * out
+    return logits
 
-      def run(op, x=x, x_quantized=x_quantized, last=last, slot=slot):
+  def _single_path(self, x, op_probs, bits, bit_probs, train):
+    """One sampled path on one tensor padded to each slot's widest input; the classifier
+    of the path's width reads it (the state masses carry no gradient here: the
+    straight-through weight of the sampled op does)."""
+    spec, states = self.spec, self.width_states
+    mass = {spec.base_width: 1.0}
+    for slot, candidates in enumerate(self.slots):
+      cin, last = max(states[slot]), slot + 1 == spec.depth
+      x = _pad_channels(x, cin)
+      x_quantized = self.quantizers[slot](x, bits, bit_probs)
+      out_width = max(states[slot + 1])
+
+      def run(op, x=x, x_quantized=x_quantized, last=last, slot=slot, out_width=out_width):
         y = op(x, x_quantized, bits, bit_probs, train)
         y = jnp.mean(y, axis=(1, 2)) if last else resize(y, spec.slot_res[slot + 1])
-        return _pad_channels(y, width)
+        return _pad_channels(y, out_width)
 
+      probs = jax.lax.stop_gradient(op_probs[slot])
+      new = {}
+      for k, name in enumerate(spec.slot_ops[slot]):
+        for c, m in mass.items():
+          d = parse_op(name).out_width(c, spec.base_width)
+          new[d] = new.get(d, 0.0) + (m if len(candidates) == 1 else probs[k] * m)
+      mass = new
       if len(candidates) == 1:
         x = run(candidates[0])
-      elif single_path:
+      else:
         index = jnp.argmax(op_probs[slot])
         x = op_probs[slot, index] * _switch(index, candidates, run)
-      else:
-        x = sum(op_probs[slot, k] * run(op) for k, op in enumerate(candidates))
-    return self.classifier(x, bits, bit_probs)
+    logits = 0.0
+    for width, clf in self.classifiers().items():
+      logits = logits + mass[width] * clf(x[:, :width], bits, bit_probs)
+    return logits
 
 
 def _switch(index, candidates, run):

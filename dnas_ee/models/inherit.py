@@ -2,17 +2,17 @@
 
 The derived network is the same module code on the genotype's space (one
 candidate per choice). Its backbone, stem and head have the supernet's shapes;
-each kept branch takes, slot by slot, the weights of the chosen candidate. A
-derived branch can be narrower than the supernet's (the supernet zero-pads every
-candidate's output to the widest candidate): its arrays are the leading slices
-of the supernet's, channels in the same order.
+each kept branch takes, slot by slot, the weights of the chosen candidate, and the
+classifier of its path's final width. A derived slot can read fewer channels than
+the supernet's (a supernet slot reads its widest input width state): its arrays are
+the leading slices of the supernet's, channels in the same order.
 
 One known difference at a one-hot architecture: weights are quantized per output
 channel with the scale of ``max |w|`` over the input channels, and a supernet
 slot after the first also holds rows for input channels that the chosen previous
 op leaves at zero. Those rows change no product but can change the scale; where
 they are zero (or smaller than the kept rows) the two networks agree exactly
-(``tests/core/test_one_hot_equivalence.py``).
+(``tests/models/test_one_hot_equivalence.py``).
 """
 from __future__ import annotations
 
@@ -65,5 +65,6 @@ def inherit_weights(supernet: Supernet, genotype: Genotype, *, seed: int = 0) ->
         raise ValueError(f"op {op!r} is not a candidate of slot {s} at exit {gene.position}")
       _copy(src.quantizers[s], dst.quantizers[s])
       _copy(src.slots[s][spec.slot_ops[s].index(op)], dst.slots[s][0])
-    _copy(src.classifier, dst.classifier)
+    (width, dst_classifier), = dst.classifiers().items()
+    _copy(src.classifiers()[width], dst_classifier)
   return derived

@@ -12,6 +12,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from dnas_ee.models.blocks import BLOCK_MODULES, Head, Stem
@@ -19,7 +20,7 @@ from dnas_ee.models.branch import ExitBranch
 from dnas_ee.models.layers import ArchParam
 from dnas_ee.quant import SampledWidth
 from dnas_ee.relax import (
-    Relaxation, exit_gates, mixture_probs, sample_bernoulli, sample_one_hot)
+    Relaxation, bounded_threshold, exit_gates, mixture_probs, sample_one_hot, threshold_logit)
 from dnas_ee.space.space import SearchSpace
 
 
@@ -36,9 +37,10 @@ class ArchProbs:
       accelerator (resource allocation; unused on one core).
     thresholds: [P] exit thresholds ``tau_i`` of the soft exit decision (learned by
       the search, ``exits.learn_thresholds``), or None where the caller supplies them.
-    single_path: (static) ``ops`` and the bit mixtures are one-hot samples: each
-      branch slot runs only its sampled candidate (``lax.switch``) and each layer
-      quantizes at its sampled width only, ``search.mixture_mode='sampled'``.
+    single_path: (static) ``ops`` are one-hot samples: each branch slot runs only its
+      sampled candidate (``lax.switch``).
+    sampled_bits: (static) the bit mixtures are one-hot samples: each layer quantizes
+      at its sampled width only (``search.mixture_mode='sampled'``).
   """
   gates: jax.Array
   ops: jax.Array
@@ -47,12 +49,31 @@ class ArchProbs:
   parallel: jax.Array
   thresholds: jax.Array | None = None
   single_path: bool = False
+  sampled_bits: bool = False
 
 
 jax.tree_util.register_dataclass(
     ArchProbs, data_fields=["gates", "ops", "backbone_bits", "branch_bits", "parallel",
                             "thresholds"],
-    meta_fields=["single_path"])
+    meta_fields=["single_path", "sampled_bits"])
+
+
+class ExitThresholds(nnx.Module):
+  """The exit thresholds ``tau_i`` of the search, bounded to the confidence's range
+  ``(lo, hi)`` (``dnas_ee.relax.thresholds``); ``thresholds[...]`` is ``tau``.
+
+  The learned leaf is ``raw`` (``exit_thresholds.raw`` in a checkpoint): a search
+  checkpoint written when the thresholds were learned unbounded (leaf
+  ``exit_thresholds``) is refused at restore, naming the path, instead of being read
+  as raw values. ``search_arch.json`` keeps ``exit_thresholds`` as thresholds.
+  """
+
+  def __init__(self, num: int, init: float, lo: float, hi: float):
+    self.lo, self.hi = float(lo), float(hi)
+    self.raw = ArchParam(jnp.full((num,), threshold_logit(init, self.lo, self.hi), jnp.float32))
+
+  def __getitem__(self, index):
+    return bounded_threshold(self.raw[...], self.lo, self.hi)[index]
 
 
 class Supernet(nnx.Module):
@@ -60,7 +81,12 @@ class Supernet(nnx.Module):
   one per candidate exit followed by the final classifier."""
 
   def __init__(self, space: SearchSpace, *, rngs: nnx.Rngs, op_logit_init_std: float = 1e-3,
-               branch_grad_scale: float = 1.0, threshold_init: float = 0.5):
+               branch_grad_scale: float = 1.0, threshold_init: float = 0.5,
+               threshold_range: tuple[float, float] | None = None):
+    """``threshold_range``: the exit confidence's range ``(lo, hi)``, which the learned
+    thresholds never leave (``exits.confidence.confidence_range``); None: the range every
+    measure taking the value ``threshold_init`` fits in, ``(-log K, 0)`` for a negative
+    one (``neg_entropy``), else ``(0, 1)`` (``max_prob``, ``margin``)."""
     self.space = space
     # Scales the gradient each exit branch sends into the backbone (gradient
     # equilibrium, Li et al. 2019): <1 keeps shallow exits from bending early features.
@@ -81,7 +107,9 @@ class Supernet(nnx.Module):
     self.branch_bit_logits = ArchParam(jnp.zeros((p, nb), jnp.float32))
     self.alloc_logits = ArchParam(jnp.zeros((p,), jnp.float32))
     # The exit thresholds tau_i the soft exit decision uses during the search.
-    self.exit_thresholds = ArchParam(jnp.full((p,), threshold_init, jnp.float32))
+    lo, hi = threshold_range or ((-float(np.log(spec.num_classes)), 0.0) if threshold_init < 0
+                                 else (0.0, 1.0))
+    self.exit_thresholds = ExitThresholds(p, threshold_init, lo, hi)
 
   def __call__(self, x, arch: ArchProbs, *, train: bool):
     logits, start = [], 0
@@ -119,8 +147,8 @@ class Supernet(nnx.Module):
 
 
 def _widths(arch: ArchProbs, probs):
-  """A layer group's bit mixture, or its sampled width on a single path."""
-  return SampledWidth(probs) if arch.single_path else probs
+  """A layer group's bit mixture, or its sampled width."""
+  return SampledWidth(probs) if arch.sampled_bits else probs
 
 
 def scale_gradient(x, scale: float):
@@ -154,23 +182,23 @@ def relaxed_architecture(model: Supernet, relax: Relaxation,
 
 
 def sampled_architecture(model: Supernet, probs: ArchProbs, relax: Relaxation,
-                         rng: jax.Array) -> ArchProbs:
-  """One path of the supernet, drawn from the logits (single-path search).
+                         rng: jax.Array, *, ops: bool = False) -> ArchProbs:
+  """The sampled parts of the supernet (``search.mixture_mode='sampled'``).
 
-  One op per branch slot, one width per quantization group and one on/off state
-  per exit gate, shared by the whole batch, with GDAS's straight-through Gumbel
-  gradients (``dnas_ee.relax.sample_one_hot``). ``probs`` supplies what is not
-  sampled (core allocation, thresholds).
+  One width per quantization group is drawn from the annealed bit distributions
+  ``softmax(logits / T)``, shared by the whole batch, with GDAS's straight-through
+  Gumbel gradient (``dnas_ee.relax.sample_one_hot``): every layer quantizes at one
+  width. With ``ops=True`` one op per branch slot is drawn as well (a single path
+  through ``lax.switch``). The exit gates are never sampled, and by default neither
+  are the branch ops: a draw must not switch an exit off or judge it by a random,
+  under-trained path (docs/design.md, "What the digits audit taught"); the branches
+  run their op mixtures. ``probs`` supplies everything not sampled.
   """
-  # Samples come from the annealed distributions softmax(logits / T), sigmoid(beta / T):
-  # the very probabilities the expected cost is taken over.
-  keys = jax.random.split(rng, 4)
+  keys = jax.random.split(rng, 3)
   t = relax.op_temperature
-  gates = (probs.gates if model.space.fixed_exits
-           else sample_bernoulli(model.exit_logits[...] / t, 1.0, keys[0]))
   return dataclasses.replace(
-      probs, gates=gates,
-      ops=sample_one_hot(model.op_logits[...] / t, 1.0, keys[1]),
-      backbone_bits=sample_one_hot(model.backbone_bit_logits[...] / t, 1.0, keys[2]),
-      branch_bits=sample_one_hot(model.branch_bit_logits[...] / t, 1.0, keys[3]),
-      single_path=True)
+      probs,
+      ops=sample_one_hot(model.op_logits[...] / t, 1.0, keys[0]) if ops else probs.ops,
+      backbone_bits=sample_one_hot(model.backbone_bit_logits[...] / t, 1.0, keys[1]),
+      branch_bits=sample_one_hot(model.branch_bit_logits[...] / t, 1.0, keys[2]),
+      single_path=ops, sampled_bits=True)

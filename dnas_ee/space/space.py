@@ -191,12 +191,10 @@ def make_search_space(backbone: BackboneSpec, *, exit_positions: Sequence[int],
                       branch_ops: Sequence[str], branch_depth: int,
                       branch_resolutions: Sequence[int], bits: Sequence[int],
                       edge_bits: int = 8) -> SearchSpace:
-  """Builds the search space of a supernet from config-level choices."""
+  """Builds the search space of a supernet from config-level choices (no exit
+  positions: a bits-only search of the backbone)."""
   bits = check_bits(bits, "space.bits")
-  exit_positions = tuple(int(p) for p in exit_positions)
-  if not exit_positions:
-    raise ValueError("space.exit_positions is empty: give at least one block index after which "
-                     f"an exit may go, e.g. (1, 2) (blocks 1..{len(backbone.blocks) - 1})")
+  exit_positions = tuple(int(p) for p in exit_positions)   # () searches the bits alone
   if branch_depth < 1:
     raise ValueError(f"space.branch_depth={branch_depth} must be >= 1")
   if not branch_ops:

@@ -1,7 +1,9 @@
 """The search objective: task loss over exits plus the hardware-cost penalty.
 
 Pure functions of logits, relaxed architecture and cost tables; shared by the
-weight step, the architecture step and the benchmark.
+weight step, the architecture step and the benchmark. What the cost terms price
+(exit costs, ``E[C]``, EDP, the penalty) lives in ``dnas_ee.cost.search_cost``;
+its names are re-exported here for the callers of the objective.
 """
 from __future__ import annotations
 
@@ -10,16 +12,12 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from dnas_ee.cost import (
-    cost_penalty, exit_path_costs, exit_probabilities, expected_block_costs,
-    expected_branch_costs, expected_product_per_sample)
-from dnas_ee.cost.metrics import OBJECTIVE_METRICS as _OBJECTIVE_METRIC, OBJECTIVES
-from dnas_ee.cost.multicore import (
-    exit_finish_times, expected_transfer, multicore_transfer_energy)
-from dnas_ee.cost.tables import CostTables
+from dnas_ee.cost import exit_probabilities
+from dnas_ee.cost.search_cost import (   # noqa: F401  (re-exported)
+    CostContext, CostSpec, exit_costs, exit_path_penalties, expected_costs, expected_edp,
+    metric_weights, search_cost)
 from dnas_ee.exits.confidence import confidence
 from dnas_ee.relax import Relaxation, soft_exit_decision
 
@@ -27,134 +25,31 @@ TASK_LOSSES = ("expected", "weighted_sum")
 
 
 @dataclasses.dataclass(frozen=True)
-class CostContext:
-  """Arrays the penalty needs (a pytree argument of the jitted steps)."""
-  tables: CostTables
-  reference: jax.Array      # [M] static backbone at the reference width
-  metric_weights: jax.Array  # [M]
-  thresholds: jax.Array     # [P] exit thresholds when the architecture carries none
-  exit_weights: jax.Array   # [E] weights of the per-exit cross-entropies
-  transfer_latency: jax.Array  # [P, nb] multi-core: sending a branch's input to another core
-  transfer_energy: jax.Array   # [P, nb]
+class ObjectiveSpec(CostSpec):
+  """Static choices of the objective (closed over by the jitted steps): what is priced
+  (``CostSpec``) and how the task is scored.
 
-
-jax.tree_util.register_dataclass(
-    CostContext, data_fields=["tables", "reference", "metric_weights", "thresholds", "exit_weights",
-                              "transfer_latency", "transfer_energy"], meta_fields=[])
-
-
-@dataclasses.dataclass(frozen=True)
-class ObjectiveSpec:
-  """Static choices of the objective (closed over by the jitted steps)."""
-  positions: tuple[int, ...]
+  Attributes:
+    aux_weight: weight of the *priced* per-exit terms of the architecture step (with
+      ``task='expected'``): ``sum_j w_j (CE_j + lambda penalty(path_j))``, each exit's
+      cross-entropy next to the penalty of leaving there, so every branch trains its
+      choice of ops against its own cost even before any sample leaves early. An
+      unpriced per-exit CE would reward expressive ops alone.
+  """
   confidence: str = "max_prob"
   task: str = "expected"          # the architecture step's task loss
   weight_task: str = "weighted_sum"   # the weight step's ('same': the architecture step's loss)
   thresholds_as_placed: bool = True   # learned thresholds get the gradient of a placed exit
   aux_weight: float = 0.5
-  penalty: str = "linear"
-  target: float = 0.5
-  objective: str = "macs"
-  metrics: tuple[str, ...] = ("macs", "weight_bytes", "bitops")
   lam: Callable = lambda step: 0.0
-  multicore: bool = False   # latency as a critical path over cores (dnas_ee.cost.multicore)
 
   def __post_init__(self):
+    super().__post_init__()
     if self.task not in TASK_LOSSES:
       raise ValueError(f"unknown loss.task {self.task!r}; use one of {TASK_LOSSES}")
     if self.weight_task not in TASK_LOSSES + ("same",):
       raise ValueError(f"unknown loss.weight_task {self.weight_task!r}; use one of "
                        f"{TASK_LOSSES + ('same',)}")
-    if self.objective not in OBJECTIVES:
-      raise ValueError(f"unknown hw.objective {self.objective!r}; use one of {OBJECTIVES}")
-    if self.objective == "edp":
-      for m in ("latency_s", "energy_j"):
-        if m not in self.metrics:
-          raise ValueError("hw.objective='edp' needs latency and energy: set --config.hw.accelerator")
-    elif self.objective in _OBJECTIVE_METRIC and _OBJECTIVE_METRIC[self.objective] not in self.metrics:
-      raise ValueError(f"hw.objective={self.objective!r} needs the metric "
-                       f"{_OBJECTIVE_METRIC[self.objective]!r}: set --config.hw.accelerator")
-
-
-def metric_weights(objective: str, metrics: tuple[str, ...], weighted: dict) -> np.ndarray:
-  """[M] weights of the penalty's metrics for an objective."""
-  if objective == "weighted":
-    unknown = set(weighted) - set(metrics) - {"latency_s", "energy_j", "macs", "weight_bytes",
-                                               "bitops"}
-    if unknown:
-      raise ValueError(f"loss.metric_weights has unknown metrics {sorted(unknown)}")
-    return np.array([float(weighted.get(m, 0.0)) for m in metrics], np.float32)
-  if objective == "edp":
-    return np.zeros(len(metrics), np.float32)
-  return np.array([m == _OBJECTIVE_METRIC[objective] for m in metrics], np.float32)
-
-
-def exit_costs(spec: ObjectiveSpec, ctx: CostContext, arch) -> jax.Array:
-  """[P + 1, M] expected cost of leaving at each exit (over op and bit mixtures).
-
-  On a multi-core accelerator the latency column is the critical path of each exit
-  (``dnas_ee.cost.multicore``) and the energy column includes the transfers of
-  branches placed on another core.
-  """
-  block = expected_block_costs(ctx.tables, arch.backbone_bits)
-  branch = expected_branch_costs(ctx.tables, arch.ops, arch.branch_bits)
-  paths = exit_path_costs(block, branch, arch.gates, spec.positions)
-  if not spec.multicore:
-    return paths
-  lat, en = spec.metrics.index("latency_s"), spec.metrics.index("energy_j")
-  early, final = exit_finish_times(
-      block[:, lat], branch[:, lat], expected_transfer(ctx.transfer_latency, arch.branch_bits),
-      arch.gates, arch.parallel, spec.positions)
-  last = jnp.maximum(early[-1], final) if early.shape[0] else final
-  transfer = arch.gates * arch.parallel * expected_transfer(ctx.transfer_energy, arch.branch_bits)
-  cum = jnp.cumsum(transfer)   # transfers of the branches evaluated before leaving
-  energy_extra = jnp.concatenate([cum, cum[-1:] if cum.shape[0] else jnp.zeros((1,))])
-  return (paths.at[:, lat].set(jnp.concatenate([early, last[None]]))
-          .at[:, en].add(energy_extra))
-
-
-def _exit_costs_and_leave(spec: ObjectiveSpec, ctx: CostContext, arch, soft: jax.Array):
-  """(``[P + 1, M]`` cost of leaving at each exit, ``[B, P + 1]`` exit probabilities)."""
-  _, leave = exit_probabilities(arch.gates, soft)
-  return exit_costs(spec, ctx, arch), leave
-
-
-def _edp(spec: ObjectiveSpec, paths: jax.Array, leave: jax.Array) -> jax.Array:
-  lat, en = spec.metrics.index("latency_s"), spec.metrics.index("energy_j")
-  return jnp.mean(expected_product_per_sample(leave, paths[:, lat], paths[:, en]))
-
-
-def expected_costs(spec: ObjectiveSpec, ctx: CostContext, arch, soft: jax.Array) -> jax.Array:
-  """``E[C]`` [M] over the batch (single- or multi-core, see ``exit_costs``)."""
-  paths, leave = _exit_costs_and_leave(spec, ctx, arch, soft)
-  return jnp.mean(leave @ paths, axis=0)
-
-
-def expected_edp(spec: ObjectiveSpec, ctx: CostContext, arch, soft: jax.Array) -> jax.Array:
-  """``E[latency x energy]``: the mean over samples of the per-sample product, taken over
-  the exit each sample leaves by (as evaluation computes it), not ``E[lat] E[en]``."""
-  return _edp(spec, *_exit_costs_and_leave(spec, ctx, arch, soft))
-
-
-def search_cost(spec: ObjectiveSpec, ctx: CostContext, arch, soft: jax.Array):
-  """(the penalty before ``lambda``, ``E[C]`` [M], the searched metric's ratio to the reference).
-
-  The searched metric is EDP (``expected_edp``, relative to the static backbone's
-  EDP at the reference width) or the weighted metrics of ``metric_weights``.
-  """
-  paths, leave = _exit_costs_and_leave(spec, ctx, arch, soft)   # once, for E[C] and EDP
-  expected = jnp.mean(leave @ paths, axis=0)
-  if spec.objective == "edp":
-    lat, en = spec.metrics.index("latency_s"), spec.metrics.index("energy_j")
-    edp = _edp(spec, paths, leave)
-    ref = ctx.reference[lat] * ctx.reference[en]
-    penalty = cost_penalty(edp[None], ref[None], jnp.ones((1,)), form=spec.penalty,
-                           target=spec.target)
-    return penalty, expected, edp / ref
-  penalty = cost_penalty(expected, ctx.reference, ctx.metric_weights, form=spec.penalty,
-                         target=spec.target)
-  ratio = (expected @ ctx.metric_weights) / (ctx.reference @ ctx.metric_weights)
-  return penalty, expected, ratio
 
 
 def search_objective(spec: ObjectiveSpec, ctx: CostContext, logits: list, labels: jax.Array, arch,
@@ -168,11 +63,12 @@ def search_objective(spec: ObjectiveSpec, ctx: CostContext, logits: list, labels
       'weights' (the weight step: ``spec.weight_task``, without the penalty, so the
       weights are trained as the derived network will be retrained; 'same' uses the
       architecture step's loss).
-    cost_arch: the probabilities the expected cost is taken over (single-path mode:
-      the exact expectation, not the sample); ``arch`` when None.
+    cost_arch: the architecture the cost is taken over; ``arch`` when None (the
+      search's modes price what they run: in the sampled mode the cost is taken at the
+      sampled widths, one estimator for the task and the cost).
 
   Returns:
-    loss: task loss + aux loss + lambda(step) * penalty.
+    loss: task loss + priced per-exit terms + lambda(step) * penalty.
     metrics: dict of scalars (and per-exit vectors) for logging.
   """
   cost_arch = arch if cost_arch is None else cost_arch
@@ -180,7 +76,7 @@ def search_objective(spec: ObjectiveSpec, ctx: CostContext, logits: list, labels
   thresholds = arch.thresholds if learned else ctx.thresholds
   stacked = jnp.stack(logits, axis=1)                          # [B, E, K]
   ce = optax.softmax_cross_entropy_with_integer_labels(stacked, labels[:, None])  # [B, E]
-  conf = jnp.stack([confidence(l, spec.confidence) for l in logits[:-1]], axis=1)
+  conf = _confidences(logits, spec.confidence, labels.shape[0])
   weighted = jnp.mean(ce, axis=0) @ ctx.exit_weights
   task_kind = spec.task if phase == "arch" or spec.weight_task == "same" else spec.weight_task
   with_penalty = phase == "arch" or spec.weight_task == "same"
@@ -199,7 +95,12 @@ def search_objective(spec: ObjectiveSpec, ctx: CostContext, logits: list, labels
   placed = learned and spec.thresholds_as_placed and phase == "arch" and task_kind == "expected"
   tau = jax.lax.stop_gradient(thresholds) if placed else thresholds
   main, (task, penalty, cost, ratio, leave) = objective(tau, arch.gates, cost_arch, conf, ce)
-  aux = spec.aux_weight * weighted if task_kind == "expected" else jnp.zeros(())
+  aux = jnp.zeros(())
+  if task_kind == "expected" and spec.aux_weight:
+    per_exit = jnp.mean(ce, axis=0)
+    if with_penalty:   # each exit's CE is worth what leaving there costs
+      per_exit = per_exit + lam * exit_path_penalties(spec, ctx, cost_arch)
+    aux = spec.aux_weight * (per_exit @ ctx.exit_weights)
   loss = main + aux
   if placed:
     # The thresholds learn the operating point each exit would have if it were placed
@@ -217,3 +118,10 @@ def search_objective(spec: ObjectiveSpec, ctx: CostContext, logits: list, labels
                  cost_ratio=ratio, exit_accuracy=jnp.mean(correct, 0),
                  leave=jnp.mean(leave, 0), expected_accuracy=jnp.mean(jnp.sum(leave * correct, 1)))
   return loss, metrics
+
+
+def _confidences(logits: list, measure: str, batch: int) -> jax.Array:
+  """``[B, P]`` confidence of every early exit (``[B, 0]`` when there is none)."""
+  if len(logits) == 1:
+    return jnp.zeros((batch, 0), logits[0].dtype)
+  return jnp.stack([confidence(l, measure) for l in logits[:-1]], axis=1)

@@ -7,14 +7,15 @@ from flax import nnx
 from hypothesis import given, settings, strategies as st
 from jax.test_util import check_grads
 
+from support import oracle
 from dnas_ee.cost import (
-    ShapeCosts, build_cost_tables, cost_penalty, discrete_exit_costs, exit_probabilities,
+    ShapeCosts, build_cost_tables, cost_penalty, exit_probabilities,
     expected_branch_costs, expected_cost, static_cost)
 from dnas_ee.exits.confidence import confidence
 from dnas_ee.models.supernet import Supernet, relaxed_architecture
 from dnas_ee.relax import Relaxation, soft_exit_decision
 from dnas_ee.space.backbones import build_backbone
-from dnas_ee.space.genotype import derive_genotype, genotype_space
+from dnas_ee.space.genotype import Genotype, derive_genotype
 from dnas_ee.space.space import make_search_space
 
 OPS = ("conv3_s1_x1", "conv3_s2_x2", "dwsep3_s2_x2", "maxpool2_s2", "avgpool2_s2", "identity")
@@ -64,10 +65,11 @@ def test_relaxed_cost_at_zero_temperature_equals_discrete_network(arch_seed, dat
   conf = jnp.stack([_one_sample(state, x) for x in images])        # sample by sample
   soft = soft_exit_decision(conf, tau[None], HARD)
   relaxed = np.asarray(expected_cost(TABLES, arch, soft, (1, 2)))
-  # Discrete: derive the genotype, walk its layers, charge each sample its own exit.
+  # Discrete: derive the genotype, run its layers (the tests' oracle), charge each sample
+  # its own exit.
   genotype = derive_genotype(SPACE, model.exit_logits[...], model.op_logits[...],
                              model.backbone_bit_logits[...], model.branch_bit_logits[...])
-  per_exit = discrete_exit_costs(genotype_space(genotype), ShapeCosts())
+  per_exit = oracle.exit_costs(genotype, ShapeCosts())
   kept = [SPACE.branches.index(b) for b in SPACE.branches
           if b.position in [e.position for e in genotype.exits]]
   charged = []
@@ -144,6 +146,92 @@ def test_penalty_forms(form):
   assert value == pytest.approx(expected, rel=1e-6)
 
 
-def test_empty_exit_set_is_an_error():
-  with pytest.raises(ValueError, match="exit_positions is empty"):
-    small_space(positions=())
+def test_a_space_without_exit_positions_prices_the_backbone_alone():
+  """A bits-only search: no candidate exit, only the backbone's bit widths."""
+  space = small_space(positions=())
+  tables = build_cost_tables(space, ShapeCosts())
+  widest = jax.nn.one_hot(jnp.full((space.num_blocks,), 2), 3)
+  from dnas_ee.models.supernet import ArchProbs
+  arch = ArchProbs(jnp.zeros((0,)), jnp.zeros((0, 0, 1)), widest, jnp.zeros((0, 3)), jnp.zeros((0,)))
+  cost = expected_cost(tables, arch, jnp.zeros((4, 0)), ())
+  np.testing.assert_allclose(np.asarray(cost), np.asarray(static_cost(tables)), rtol=1e-6)
+
+
+class _LatencyEnergy:
+  """A toy accelerator: latency from MACs, energy from BitOPs (both positive)."""
+  metrics = ("latency_s", "energy_j")
+
+  def __call__(self, sig):
+    return np.array([1e-9 * (sig.macs + 50), 1e-12 * (sig.macs * sig.w_bits * sig.a_bits + 100)])
+
+
+def _toy_context(space, source, objective):
+  from dnas_ee.cost.search_cost import CostContext, CostSpec, metric_weights
+  tables = build_cost_tables(space, source)
+  p = len(space.branches)
+  spec = CostSpec(positions=tuple(b.position for b in space.branches), objective=objective,
+                  metrics=tables.metrics)
+  ctx = CostContext(tables=tables, reference=static_cost(tables),
+                    metric_weights=jnp.asarray(metric_weights(objective, tables.metrics, {})),
+                    thresholds=jnp.full((p,), 0.5), exit_weights=jnp.full((p + 1,), 1 / (p + 1)),
+                    transfer_latency=jnp.zeros((p, 3)), transfer_energy=jnp.zeros((p, 3)))
+  return spec, ctx
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_search_cost_at_zero_temperature_equals_the_discrete_network(seed):
+  """What the search prices (``cost.search_cost``: EDP per sample, BitOPs), at one-hot
+  mixtures, hard gates and hard exit decisions, equals the oracle's network charged
+  sample by sample."""
+  from dnas_ee.cost.search_cost import search_cost
+  from dnas_ee.cost.tables import CombinedCosts
+  from dnas_ee.models.supernet import ArchProbs
+  source = CombinedCosts(ShapeCosts(), _LatencyEnergy())
+  k = jax.random.split(jax.random.key(seed), 5)
+  beta = jax.random.normal(k[0], (2,))
+  op_logits = jax.random.normal(k[1], (2, 2, len(OPS)))
+  bb, br = jax.random.normal(k[2], (3, 3)), jax.random.normal(k[3], (2, 3))
+  leave_early = np.asarray(jax.random.bernoulli(k[4], 0.4, (16, 2)), np.float32)
+  hot = lambda logits: jax.nn.one_hot(jnp.argmax(logits, -1), logits.shape[-1])
+  arch = ArchProbs((beta > 0).astype(jnp.float32), hot(op_logits), hot(bb), hot(br),
+                   jnp.zeros((2,)))
+  genotype = derive_genotype(SPACE, beta, op_logits, bb, br)
+  per_exit = oracle.exit_costs(genotype, source)
+  kept = [i for i in range(2) if beta[i] > 0]
+  exit_of = [next((j for j, i in enumerate(kept) if row[i]), len(kept)) for row in leave_early]
+  charged = per_exit[exit_of]                                  # [B, M], sample by sample
+  static = oracle.exit_costs(Genotype(SPACE.backbone, (), (8, 8, 8), 8), source)[-1]  # C_ref
+  lat, en, bitops = (source.metrics.index(m) for m in ("latency_s", "energy_j", "bitops"))
+  for objective, value in (("edp", np.mean(charged[:, lat] * charged[:, en])),
+                           ("bitops", np.mean(charged[:, bitops]))):
+    spec, ctx = _toy_context(SPACE, source, objective)
+    ref = static[lat] * static[en] if objective == "edp" else static[bitops]
+    _, expected, ratio = search_cost(spec, ctx, arch, jnp.asarray(leave_early))
+    np.testing.assert_allclose(float(ratio), value / ref, rtol=2e-5)
+    np.testing.assert_allclose(np.asarray(expected), charged.mean(0), rtol=2e-5)
+
+
+@pytest.mark.parametrize("objective", ["edp", "bitops"])
+def test_log_penalty_gradients_match_finite_differences(objective):
+  """The default penalty, ``log(cost / reference)`` of the priced metric, differentiated
+  through the mixtures, gates and soft exit decisions."""
+  from dnas_ee.cost.search_cost import search_cost
+  from dnas_ee.cost.tables import CombinedCosts
+  source = CombinedCosts(ShapeCosts(), _LatencyEnergy())
+  with jax.enable_x64(True):
+    spec, ctx = _toy_context(SPACE, source, objective)
+    ctx = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), ctx)
+    k = jax.random.split(jax.random.key(3), 5)
+    args = (jax.random.normal(k[0], (2,)), jax.random.normal(k[1], (2, 2, len(OPS))),
+            jax.random.normal(k[2], (3, 3)), jax.random.normal(k[3], (2, 3)),
+            jax.random.uniform(k[4], (5, 2)))
+    args = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), args)
+
+    def penalty(beta, op_logits, bb, br, conf):
+      arch = relaxed_architecture_from(beta, op_logits, bb, br)
+      soft = soft_exit_decision(conf, jnp.array([0.5, 0.6]), Relaxation(threshold_temperature=0.1))
+      return search_cost(spec, ctx, arch, soft)[0]
+
+    assert spec.penalty == "log"
+    check_grads(penalty, args, order=1, modes=["rev"], eps=1e-6, atol=1e-6, rtol=1e-5)

@@ -15,7 +15,7 @@ from dnas_ee.models.supernet import Supernet, relaxed_architecture
 from dnas_ee.relax import Relaxation, soft_exit_decision
 from dnas_ee.space.genotype import derive_genotype, genotype_space
 from dnas_ee.train import build
-from dnas_ee.train.objective import expected_costs
+from dnas_ee.cost.search_cost import expected_costs
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = load_config_file(ROOT / "experiments" / "configs" / "digits.py")

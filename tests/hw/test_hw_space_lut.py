@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from support import oracle
+
 from dnas_ee.config import ConfigError, apply_overrides, base_config, load_config_file
-from dnas_ee.cost import build_cost_tables, discrete_exit_costs, expected_cost
+from dnas_ee.cost import build_cost_tables, expected_cost
 from dnas_ee.data.shapes import dataset_shape
 from dnas_ee.hw.accelerators.load import hwmodels_dir, list_accelerators
 from dnas_ee.hw.lut.cost_source import LutCostSource, lut_cost_source
@@ -21,7 +23,7 @@ from dnas_ee.hw.lut.format import LutError, load_lut, save_lut
 from dnas_ee.hw.lut.measured_csv import import_measured_csv
 from dnas_ee.hw.lut.space import build_space_lut, default_lut_path, required_signatures
 from dnas_ee.models.supernet import ArchProbs
-from dnas_ee.space.genotype import derive_genotype, genotype_space
+from dnas_ee.space.genotype import derive_genotype
 from dnas_ee.train.build import build_cost_source, build_space
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,7 +99,7 @@ def test_relaxed_lut_cost_at_zero_temperature_equals_discrete_network(digits_lut
                    jnp.zeros_like(beta))
   relaxed = np.asarray(expected_cost(tables, arch, soft, tuple(b.position for b in space.branches)))
   genotype = derive_genotype(space, beta, op_logits, bb, br)
-  per_exit = discrete_exit_costs(genotype_space(genotype), source)   # sums of LUT rows
+  per_exit = oracle.exit_costs(genotype, source)   # the network's layers, priced by the LUT
   kept = [i for i in range(p) if beta[i] > 0]
   charged = []
   for row in np.asarray(soft):

@@ -21,11 +21,14 @@ def test_single_path_forward_equals_the_mixture_at_the_same_one_hot():
   model = Supernet(space, rngs=nnx.Rngs(0))
   relax = Relaxation(op_temperature=1.0)
   probs = relaxed_architecture(model, relax)
-  path = sampled_architecture(model, probs, relax, jax.random.key(3))
+  path = sampled_architecture(model, probs, relax, jax.random.key(3), ops=True)
   images = jnp.asarray(np.random.default_rng(0).normal(size=(4, 8, 8, 1)), jnp.float32)
   switched = model(images, path, train=False)
-  mixed = model(images, dataclasses.replace(path, single_path=False), train=False)
+  mixed = model(images, dataclasses.replace(path, single_path=False, sampled_bits=False),
+                train=False)
   for a, b in zip(switched, mixed):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
   # The path is one-hot in value; its gradient reaches every logit.
-  assert set(np.unique(np.asarray(path.ops))) <= {0.0, 1.0}
+  ops = np.asarray(path.ops)   # hard + soft - stop_gradient(soft): one-hot to float rounding
+  np.testing.assert_allclose(ops, np.round(ops), atol=1e-6)
+  assert set(np.unique(np.round(ops))) <= {0.0, 1.0}

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from dnas_ee.cost import ShapeCosts, discrete_exit_costs
+from dnas_ee.cost import ShapeCosts
+from dnas_ee.cost.network import exit_costs
 from dnas_ee.models.supernet import Supernet, relaxed_architecture
 from dnas_ee.relax import Relaxation
 from dnas_ee.space.backbones import build_backbone, registered_backbones
@@ -29,7 +30,7 @@ def test_signature_macs_match_traced_convolutions(backbone, options, shape, ops)
   arch = relaxed_architecture(model, Relaxation(hard=True))
   traced = sum(sig.macs for sig in trace_ops(lambda x: model(x, arch, train=False),
                                                 jnp.zeros((1,) + shape)))
-  every_layer = discrete_exit_costs(space, ShapeCosts())[-1, 0]   # final exit: all branches
+  every_layer = exit_costs(space, ShapeCosts())[-1, 0]   # final exit: all branches
   assert traced == every_layer
 
 
