@@ -52,7 +52,15 @@ def base_config() -> ml_collections.ConfigDict:
       w_lr=0.05, w_momentum=0.9, w_weight_decay=3e-4, grad_clip=5.0,
       a_lr=3e-3, a_b1=0.5, a_b2=0.999, a_weight_decay=1e-3, gate_lr_scale=1.0,
       op_temperature=schedule("exponential", 1.0, 0.2), mixture_mode="softmax", gate_mode="sigmoid",
-      log_every=25, checkpoint_every=100, keep_checkpoints=2)
+      log_every=25, checkpoint_every=100, keep_checkpoints=2,
+      backbone="train", feature_copies=2)
+  # search.backbone: 'train' (the joint search: backbone weights and bits searched and
+  # trained) or 'frozen' (backbone weights and bits fixed at init.backbone's; only exits,
+  # branch ops, branch bits and thresholds are searched, on cached backbone features:
+  # feature_copies augmented copies of the training split, dnas_ee.train.feature_cache).
+  # init.backbone: a run dir holding a trained static network (e.g. a method.name=static
+  # run); the supernet and every retrained network start from its stem, blocks and head.
+  c.init = dict(backbone="")
   # task: the architecture step's task loss; weight_task: the weight step's (no
   # penalty: the weights train as the derived network will be retrained).
   c.loss = dict(task="expected", weight_task="weighted_sum", aux_weight=0.5, exit_weights=(),

@@ -1,4 +1,7 @@
-"""The derive stage of the methods other than ``dnas``: each writes ``genotype.json``.
+"""The registry of methods: where each method's ``genotype.json`` comes from.
+
+- ``dnas``: the differentiable search; the genotype is derived from the learned
+  architecture (``search_arch.json``, ``derive.*``).
 
 - ``static``: the backbone alone, every block at ``method.bits`` (0: the widest
   of ``space.bits``); the reference every row is also reported against.
@@ -20,16 +23,18 @@ import time
 from pathlib import Path
 
 import jax.numpy as jnp
-import numpy as np
 
+from dnas_ee.data.shapes import dataset_shape
 from dnas_ee.methods import evolution
 from dnas_ee.methods.encoding import decode, encoding_bounds, one_hot_arch
 from dnas_ee.methods.scoring import GenotypeScorer
-from dnas_ee.space.genotype import ExitGene, Genotype
+from dnas_ee.space.genotype import ExitGene, Genotype, derive_genotype
 from dnas_ee.space.ops import parse_op
+from dnas_ee.train import build
+from dnas_ee.train.loop import is_primary
+from dnas_ee.train.setup import SCORED_METHODS as SCORED, load_search_state
 
 METHODS = ("dnas", "static", "hand_placed", "random", "evolutionary")
-SCORED = ("random", "evolutionary")
 SUPERNETS = ("uniform", "dnas")
 RESULT_FILE = "method_search.json"
 
@@ -56,11 +61,6 @@ def trains_supernet(config) -> bool:
   return config.method.name == "dnas" or config.method.name in SCORED
 
 
-def frozen_architecture(config) -> bool:
-  """Whether the search stage trains the supernet's weights only (uniform architecture)."""
-  return config.method.name in SCORED and config.method.supernet == "uniform"
-
-
 def _bits(config, space) -> int:
   return int(config.method.bits or max(space.backbone_bits[0]))
 
@@ -81,58 +81,51 @@ def hand_placed_genotype(config, space) -> Genotype:
   return Genotype(space.backbone, tuple(exits), (bits,) * space.num_blocks, space.edge_bits)
 
 
-def select_genotype(config, workdir, prepare_search=None) -> Genotype:
-  """The genotype of a method other than ``dnas``; writes ``genotype.json``.
-
-  Args:
-    config, workdir: the run.
-    prepare_search: ``pipeline.prepare_search`` (scored methods rebuild the search's
-      supernet with it; passed in, as nothing below the pipeline imports it).
+def select_genotype(config, workdir) -> Genotype:
+  """The genotype of the run's method; writes ``genotype.json``.
 
   A scored method reuses ``method_search.json`` when the work dir holds it (the
   selection is not repeated on a resumed run).
   """
-  from dnas_ee.data.shapes import dataset_shape
-  from dnas_ee.train import build
   check_method(config)
   workdir = Path(workdir)
   name = config.method.name
-  if name in SCORED and (workdir / RESULT_FILE).exists():
+  if name == "dnas":
+    genotype = _derived_genotype(config, workdir)
+  elif name in SCORED and (workdir / RESULT_FILE).exists():
     record = json.loads((workdir / RESULT_FILE).read_text())
     genotype = Genotype.from_json(record["front"][record["picked"]]["genotype"])
   elif name in SCORED:
-    genotype = _scored_genotype(config, workdir, prepare_search)
+    genotype = _scored_genotype(config, workdir)
   else:
     space = build.build_space(config, *dataset_shape(config.data))
     genotype = (static_genotype if name == "static" else hand_placed_genotype)(config, space)
-  genotype.save(workdir / "genotype.json")
+  if is_primary():
+    genotype.save(workdir / "genotype.json")
   return genotype
 
 
-def load_supernet(config, workdir, prepare_search):
-  """(SearchRun, weights) of the supernet trained by the search stage of ``workdir``.
+def _derived_genotype(config, workdir: Path) -> Genotype:
+  """``dnas``: the discrete genotype of the learned architecture (``search_arch.json``)."""
+  arch_path = workdir / "search_arch.json"
+  if not arch_path.exists():
+    raise FileNotFoundError(f"{arch_path} is missing: run `dnas-ee search` on this work dir first")
+  arch = json.loads(arch_path.read_text())
+  data_shape, num_classes = dataset_shape(config.data)   # no need to load the images
+  space = build.build_space(config, data_shape, num_classes)
+  final_temperature = build.schedule_from(config.search.op_temperature,
+                                          config.search.steps)(config.search.steps)
+  return derive_genotype(space, arch["exit_logits"], arch["op_logits"],
+                         arch["backbone_bit_logits"], arch["branch_bit_logits"],
+                         alloc_logits=arch.get("alloc_logits"), rule=config.derive.rule,
+                         top_k=config.derive.top_k, thresholds=arch.get("exit_thresholds"),
+                         temperature=float(final_temperature))
 
-  ``weights`` is ``(graphdef, params, arch_logits, stats)`` at the final search step.
-  """
-  from dnas_ee.checkpoint import Checkpointer
-  run = prepare_search(config)
-  ckpt_dir = Path(workdir) / "checkpoints" / "search"
-  ckpt = Checkpointer(ckpt_dir)
-  if ckpt.latest_step() != config.search.steps:
-    raise FileNotFoundError(f"no final search checkpoint (step {config.search.steps}) in {ckpt_dir}: "
-                            f"run `dnas-ee search --workdir {workdir}` first")
-  state = ckpt.restore(run.state)
-  ckpt.close()
-  return run, (run.setup.graphdef, state.params, state.arch, state.stats)
 
-
-def _scored_genotype(config, workdir: Path, prepare_search) -> Genotype:
-  from dnas_ee.train import build
-  if prepare_search is None:
-    raise ValueError(f"method {config.method.name!r} needs pipeline.prepare_search to rebuild "
-                     "the supernet: run it through `dnas-ee derive` or pipeline.derive")
+def _scored_genotype(config, workdir: Path) -> Genotype:
   t0 = time.time()
-  run, weights = load_supernet(config, workdir, prepare_search)
+  run, state = load_search_state(config, workdir)
+  weights = (run.setup.graphdef, state.params, state.arch, state.stats)
   space, m = run.space, config.method
   multicore = build.multicore_accelerator(config) is not None
   # Candidates leave at the search thresholds (not the thresholds a dnas search learns).

@@ -10,7 +10,7 @@ tuning). The cost of each exit is the configured ``hw.objective`` metric
 (``dnas_ee.cost.network.objective_costs``), with each branch's own cost so that exits
 that never fire are pruned; the budget is relative to the static backbone's cost.
 
-Writes ``thresholds.json`` (read by ``pipeline.evaluate``: ``{"thresholds": [...]}``,
+Writes ``thresholds.json`` (read by the evaluate stage: ``{"thresholds": [...]}``,
 one per early exit, ``"inf"`` for a disabled exit, plus what they were calibrated
 for) and ``calibration.json`` (the full ``Calibration``, with its Pareto front).
 """
@@ -32,7 +32,23 @@ from dnas_ee.train.build import build_cost_source, network_costs
 from dnas_ee.train.loop import is_primary
 
 THRESHOLDS_FILE = "thresholds.json"
+CALIBRATION_MODES = ("accuracy_floor", "budget", "none")
 CALIBRATION_FILE = "calibration.json"
+
+
+def calibrate(config, workdir):
+  """The calibrate stage: per-exit thresholds on the calibration split (``config.calibrate``);
+  'none' keeps the configured ones."""
+  c = config.calibrate
+  if c.mode not in CALIBRATION_MODES:
+    raise ValueError(f"unknown calibrate.mode {c.mode!r}; use one of {CALIBRATION_MODES}")
+  if c.mode == "none" or not Genotype.load(Path(workdir) / "genotype.json").exits:
+    if c.mode != "none":
+      print("calibrate: the derived network has no early exit; nothing to calibrate")
+    (Path(workdir) / THRESHOLDS_FILE).unlink(missing_ok=True)
+    return None
+  return calibrate_run(workdir, mode=c.mode, max_drop=c.max_drop, budget=c.budget,
+                       reference=c.reference)
 
 
 def calibrate_run(workdir, *, mode: str, max_drop: float = 0.5, budget: float = 0.5,

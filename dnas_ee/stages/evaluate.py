@@ -43,6 +43,7 @@ from dnas_ee.exits.thresholds import pareto_front, thresholds_to_json
 from dnas_ee.space.genotype import Genotype
 from dnas_ee.stages.run_dir import (
     check_run_files, evaluation_thresholds, exit_logits, exit_table, load_trained)
+from dnas_ee.stages.timing import with_timing
 from dnas_ee.train.build import network_costs
 from dnas_ee.train.loop import is_primary
 
@@ -149,6 +150,17 @@ def _reduction(value, reference):
   if value is None or reference is None or not reference:
     return None
   return 1.0 - value / reference
+
+
+def evaluate(config, workdir, *, latency_samples: int = 50, report: bool = True) -> dict:
+  """The evaluate stage: test-split evaluation of both networks; writes ``summary.json``
+  (with the run's ``timing.json``), ``report.md`` and plots (``evaluate_run``).
+
+  Raises:
+    FileNotFoundError: a file the evaluation needs is missing (named).
+  """
+  summary = evaluate_run(config, workdir, latency_samples=latency_samples, report=report)
+  return with_timing(summary, workdir)
 
 
 def evaluate_run(config, workdir, *, latency_samples: int = 50, report: bool = True) -> dict:

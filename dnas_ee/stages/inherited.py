@@ -12,17 +12,22 @@ supernet with no exit and every block at the widest width (the cost reference
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from dnas_ee.cost import exit_probabilities
 from dnas_ee.cost.metrics import OBJECTIVE_METRICS
 from dnas_ee.exits.confidence import confidence
 from dnas_ee.models.supernet import ArchProbs, relaxed_architecture
 from dnas_ee.relax import Relaxation, soft_exit_decision
+from dnas_ee.train.loop import is_primary
 from dnas_ee.train.objective import exit_costs
+from dnas_ee.train.setup import load_search_state
 
 HARD = Relaxation(hard=True)
 
@@ -96,3 +101,25 @@ def inherited_evaluation(model, spec, ctx, images, labels) -> dict:
   return dict(derived=evaluate_architecture(model, derived, spec, ctx, images, labels),
               static=evaluate_architecture(model, static_architecture(derived), spec, ctx,
                                            images, labels))
+
+
+def evaluate_inherited(config, workdir, *, split: str = "test") -> dict:
+  """The derived architecture inside the trained supernet, and the static reference;
+  writes ``inherited.json``. A one-shot estimate: one search per point of a lambda
+  sweep, no retraining."""
+  workdir = Path(workdir)
+  run, state = load_search_state(config, workdir)
+  model = nnx.merge(run.setup.graphdef, state.params, state.arch, state.stats)
+  part = getattr(run.data, split)
+  result = inherited_evaluation(model, run.setup.objective, run.ctx, part.images, part.labels)
+  objective, weights = config.hw.objective, config.loss.metric_weights.to_dict()
+  for which in ("derived", "static"):
+    result[which]["searched_metric"] = searched_metric(result[which], objective, weights)
+  result.update(objective=objective, split=split, lam=config.loss.lam.to_dict(),
+                searched_ratio=result["derived"]["searched_metric"]
+                / result["static"]["searched_metric"],
+                genotype=json.loads((workdir / "genotype.json").read_text())
+                if (workdir / "genotype.json").exists() else None)
+  if is_primary():
+    (workdir / "inherited.json").write_text(json.dumps(result, indent=1))
+  return result

@@ -12,15 +12,14 @@ from pathlib import Path
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from flax import nnx
 
 from dnas_ee.checkpoint import Checkpointer
 from dnas_ee.config import config_from_json
 from dnas_ee.exits.confidence import host_confidence
 from dnas_ee.exits.thresholds import thresholds_from_json
-from dnas_ee.models.supernet import Supernet
 from dnas_ee.space.genotype import Genotype, genotype_space
-from dnas_ee.train import build, retrain as rt
+from dnas_ee.train import retrain as rt
+from dnas_ee.train.build import retrain_setup as train_setup
 
 NETWORKS = ("early_exit", "static")
 
@@ -81,18 +80,6 @@ def check_run_files(workdir, config=None) -> None:
 def network_space(genotype: Genotype, which: str):
   """The derived space of ``which`` (``'early_exit'`` or ``'static'``)."""
   return genotype_space(genotype if which == "early_exit" else genotype.static)
-
-
-def train_setup(config, space, seed: int):
-  """(``TrainSetup``, fresh ``TrainState``) of a derived network's retraining."""
-  r = config.retrain
-  model = Supernet(space, rngs=nnx.Rngs(seed), branch_grad_scale=r.exit_grad_scale)
-  tx = build.weight_optimizer(r.lr, r.momentum, r.weight_decay, r.steps, config.search.grad_clip)
-  graphdef, arch, state = rt.init_train_state(model, tx, seed)
-  weights = (r.exit_weight,) * len(space.branches) + (1.0,)
-  setup = rt.TrainSetup(graphdef, arch, tx, weights, r.distill_weight, r.distill_temperature,
-                        config.data.augment_pad, config.data.augment_flip)
-  return setup, state
 
 
 def load_trained(config, workdir, which: str):

@@ -40,16 +40,19 @@ SEARCH_FILES = ("search_arch.json", "search_metrics.jsonl", "search_trajectory.j
 
 def training_inputs(config, space) -> dict:
   """What the retraining of ``space`` under ``config`` depends on (JSON-able)."""
-  return dict(format=FORMAT, space=dataclasses.asdict(space),
-              retrain=config.retrain.to_dict(), data=config.data.to_dict(),
-              seed=int(config.seed), grad_clip=config.search.grad_clip)
+  inputs = dict(format=FORMAT, space=dataclasses.asdict(space),
+                retrain=config.retrain.to_dict(), data=config.data.to_dict(),
+                seed=int(config.seed), grad_clip=config.search.grad_clip)
+  if config.init.backbone:   # only then: the keys of trainings from scratch stay as they were
+    inputs.update(init=config.init.to_dict(), backbone_mode=config.search.backbone)
+  return inputs
 
 
 def search_inputs(config) -> dict:
   """What the search stage depends on: every key whose change would rerun it; the
   scored methods' (``random``, ``evolutionary``) names are one, as their search is the
   same frozen-architecture supernet training."""
-  from dnas_ee.methods.stage import frozen_architecture
+  from dnas_ee.train.setup import frozen_architecture
   from dnas_ee.stages.run_config import keys_first_affecting
   keys = keys_first_affecting(config, "search")
   if frozen_architecture(config):

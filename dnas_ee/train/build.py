@@ -125,6 +125,8 @@ def arch_optimizer(config) -> optax.GradientTransformation:
            optax.masked(optax.scale(s.gate_lr_scale), _arch_leaf_mask(("exit_logits",)))]
   if not config.exits.learn_thresholds:
     parts.append(optax.masked(optax.set_to_zero(), _arch_leaf_mask(("exit_thresholds",))))
+  if config.search.backbone == "frozen":   # the backbone's widths are the trained ones
+    parts.append(optax.masked(optax.set_to_zero(), _arch_leaf_mask(("backbone_bit_logits",))))
   return optax.chain(*parts)
 
 
@@ -144,3 +146,36 @@ def network_costs(config, space: SearchSpace, source: CostSource | None = None) 
   loaded once)."""
   source = source or build_cost_source(config, space)
   return derived_network_costs(space, source, transfer_costs(config, space))
+
+
+def network_exit_costs(config, space: SearchSpace, source: CostSource | None = None):
+  """([E, M] cost of leaving at each exit of a derived network, metric names).
+
+  ``source``: the run's cost source, if the caller already built it (a LUT is then
+  loaded once). See ``dnas_ee.cost.network.exit_costs`` (multi-core critical path
+  included).
+  """
+  costs = network_costs(config, space, source)
+  return costs.cumulative, costs.metrics
+
+
+def retrain_setup(config, space: SearchSpace, seed: int, backbone=None):
+  """(``TrainSetup``, fresh ``TrainState``) of a derived network's (re)training.
+
+  ``backbone``: a ``TrainedBackbone`` (``dnas_ee.train.warm_start``) whose stem, blocks
+  and head the network starts from (``init.backbone``: fine-tuning, not training from
+  scratch); None starts from the seed's random initialization.
+  """
+  from flax import nnx
+  from dnas_ee.models.supernet import Supernet
+  from dnas_ee.train import retrain as rt
+  r = config.retrain
+  model = Supernet(space, rngs=nnx.Rngs(seed), branch_grad_scale=r.exit_grad_scale)
+  if backbone is not None:
+    backbone.copy_into(model)
+  tx = weight_optimizer(r.lr, r.momentum, r.weight_decay, r.steps, config.search.grad_clip)
+  graphdef, arch, state = rt.init_train_state(model, tx, seed)
+  weights = (r.exit_weight,) * len(space.branches) + (1.0,)
+  setup = rt.TrainSetup(graphdef, arch, tx, weights, r.distill_weight, r.distill_temperature,
+                        config.data.augment_pad, config.data.augment_flip)
+  return setup, state

@@ -19,6 +19,7 @@ from dnas_ee.data.augment import augment_batch
 from dnas_ee.models.layers import ArchParam
 from dnas_ee.models.supernet import Supernet, relaxed_architecture
 from dnas_ee.relax import Relaxation
+from dnas_ee.train.frozen import frozen_forward, zero_backbone
 
 HARD = Relaxation(hard=True)
 
@@ -48,6 +49,9 @@ class TrainSetup:
   distill_temperature: float = 3.0
   augment_pad: int = 0
   augment_flip: bool = False
+  # A frozen backbone (search.backbone='frozen'): batches hold cached backbone features
+  # and final logits, only the exit branches train, the backbone never updates.
+  frozen_backbone: bool = False
 
 
 def init_train_state(model: Supernet, tx, seed: int):
@@ -63,6 +67,13 @@ def forward(graphdef, params, arch, stats, images, *, train: bool):
   return logits, nnx.state(model, nnx.BatchStat)
 
 
+def cached_forward(graphdef, params, arch, stats, cached):
+  """``forward`` in training mode on cached backbone features (a frozen backbone)."""
+  model = nnx.merge(graphdef, params, arch, stats, copy=True)
+  logits = frozen_forward(model, cached, relaxed_architecture(model, HARD))
+  return logits, nnx.state(model, nnx.BatchStat)
+
+
 def self_distillation(logits: list, temperature: float) -> jax.Array:
   """Mean KL(final || early exit) at a temperature, teacher held fixed (Zhang et al. 2019)."""
   teacher = jax.nn.softmax(jax.lax.stop_gradient(logits[-1]) / temperature)
@@ -74,11 +85,15 @@ def self_distillation(logits: list, temperature: float) -> jax.Array:
 def train_step(state: TrainState, batch, *, setup: TrainSetup):
   images, labels = batch
   rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
-  images = augment_batch(rng, images, pad=setup.augment_pad, flip=setup.augment_flip)
+  if not setup.frozen_backbone:   # cached features hold their augmented views already
+    images = augment_batch(rng, images, pad=setup.augment_pad, flip=setup.augment_flip)
   weights = jnp.asarray(setup.exit_weights)
 
   def loss_fn(params):
-    logits, stats = forward(setup.graphdef, params, setup.arch, state.stats, images, train=True)
+    if setup.frozen_backbone:
+      logits, stats = cached_forward(setup.graphdef, params, setup.arch, state.stats, images)
+    else:
+      logits, stats = forward(setup.graphdef, params, setup.arch, state.stats, images, train=True)
     ce = jnp.stack([optax.softmax_cross_entropy_with_integer_labels(l, labels).mean()
                     for l in logits])
     acc = jnp.stack([(jnp.argmax(l, -1) == labels).mean() for l in logits])
@@ -89,6 +104,8 @@ def train_step(state: TrainState, batch, *, setup: TrainSetup):
 
   (loss, (stats, acc)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   updates, opt = setup.tx.update(grads, state.opt, state.params)
+  if setup.frozen_backbone:
+    updates = zero_backbone(updates)
   params = optax.apply_updates(state.params, updates)
   finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(params))
   ok = finite & (state.nonfinite_step < 0)

@@ -29,6 +29,7 @@ from dnas_ee.models.layers import ArchParam
 from dnas_ee.models.supernet import Supernet, relaxed_architecture, sampled_architecture
 from dnas_ee.relax import Relaxation
 from dnas_ee.train.objective import CostContext, ObjectiveSpec, search_objective
+from dnas_ee.train.frozen import frozen_forward, zero_backbone
 
 ORDERS = ("first", "second", "single_level")
 
@@ -66,6 +67,9 @@ class SearchSetup:
   augment_flip: bool = False
   mixture_mode: str = "softmax"
   gate_mode: str = "sigmoid"
+  # search.backbone='frozen': batches hold cached backbone features and final logits
+  # (``dnas_ee.train.feature_cache``) instead of images, and the backbone never updates.
+  frozen_backbone: bool = False
 
   def __post_init__(self):
     if self.order not in ORDERS:
@@ -111,7 +115,8 @@ def batch_loss(setup: SearchSetup, ctx: CostContext, params, arch, stats, images
   forward = probs
   if setup.mixture_mode == "sampled":
     forward = sampled_architecture(model, probs, relax, rngs[1])
-  logits = model(images, forward, train=True)
+  logits = frozen_forward(model, images, forward) if setup.frozen_backbone else model(
+      images, forward, train=True)
   loss, metrics = search_objective(setup.objective, ctx, logits, labels, forward, relax, step,
                                    phase=phase, cost_arch=probs)
   if phase == "arch":   # the trajectory of every decision (search_metrics.jsonl)
@@ -142,7 +147,8 @@ def search_step(state: SearchState, train_batch, val_batch, ctx: CostContext, *,
   rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), step)
   rngs = jax.random.split(rng, 4)
   xt, yt = train_batch
-  xt = augment_batch(rngs[2], xt, pad=setup.augment_pad, flip=setup.augment_flip)
+  if not setup.frozen_backbone:   # cached features hold their augmented views already
+    xt = augment_batch(rngs[2], xt, pad=setup.augment_pad, flip=setup.augment_flip)
   train_batch = (xt, yt)
 
   # The architecture update is computed every step and masked during the warm-up:
@@ -176,6 +182,8 @@ def search_step(state: SearchState, train_batch, val_batch, ctx: CostContext, *,
             & jnp.isfinite(optax.tree.norm(arch)))
   ok = finite & (state.nonfinite_step < 0)
   keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
+  if setup.frozen_backbone:
+    updates = zero_backbone(updates)
   new_state = SearchState(
       step=step + 1, params=keep(params, state.params), arch=keep(arch, state.arch),
       stats=keep(stats, state.stats), w_opt=keep(w_opt, state.w_opt), a_opt=keep(a_opt, state.a_opt),

@@ -51,7 +51,9 @@ from dnas_ee.models.supernet import relaxed_architecture  # noqa: E402
 from dnas_ee.relax import Relaxation  # noqa: E402
 from flax import nnx  # noqa: E402
 from dnas_ee.space.genotype import derive_genotype, genotype_space  # noqa: E402
-from dnas_ee.train import retrain as rt  # noqa: E402
+from dnas_ee.stages.run_dir import train_setup  # noqa: E402
+from dnas_ee.train import parallel, retrain as rt  # noqa: E402
+from dnas_ee.train.setup import arch_logits  # noqa: E402
 from dnas_ee.train.compile_cache import enable_compilation_cache  # noqa: E402
 from dnas_ee.train.objective import search_cost  # noqa: E402
 from dnas_ee.train.search import jit_search_step  # noqa: E402
@@ -154,12 +156,12 @@ def bench_search(config, iters):
 def bench_plain(run, config, iters):
   """Seconds per step of the static backbone alone, trained at one width (the retraining step)."""
   live = jax.tree.map(jnp.copy, run.state)
-  arch = pipeline._arch_logits(run.setup.graphdef, live)
+  arch = arch_logits(run.setup.graphdef, live)
   genotype = derive_genotype(run.space, *[np.asarray(arch[k]) for k in
                                           ("exit_logits", "op_logits", "backbone_bit_logits",
                                            "branch_bit_logits")])
-  setup, state = pipeline._train_setup(config, genotype_space(genotype.static), config.seed)
-  state = pipeline.parallel.replicate(run.mesh, state)
+  setup, state = train_setup(config, genotype_space(genotype.static), config.seed)
+  state = parallel.replicate(run.mesh, state)
   plain_fn = rt.jit_train_step(setup)
   plain_batch = lambda i: (pipeline.search_batches(run, config, i)[0],)
   return timed(plain_fn, state, plain_batch, iters)

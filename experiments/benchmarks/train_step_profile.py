@@ -42,12 +42,12 @@ sys.path.insert(0, str(ROOT))
 
 from flax import nnx  # noqa: E402
 
-from dnas_ee import pipeline  # noqa: E402
 from dnas_ee.config import apply_overrides, load_config_file  # noqa: E402
 from dnas_ee.data.augment import augment_batch  # noqa: E402
 from dnas_ee.models import layers  # noqa: E402
 from dnas_ee.space.backbones import build_backbone  # noqa: E402
 from dnas_ee.space.genotype import Genotype, genotype_space  # noqa: E402
+from dnas_ee.stages.run_dir import train_setup  # noqa: E402
 from dnas_ee.train import loop  # noqa: E402
 from dnas_ee.train import retrain as rt  # noqa: E402
 from dnas_ee.train.parallel import make_mesh  # noqa: E402
@@ -76,7 +76,7 @@ def static_resnet(config):
   spec = build_backbone(config.backbone.name, (32, 32, 3), 10, **config.backbone.options.to_dict())
   bits = max(config.space.bits)
   genotype = Genotype(spec, (), (bits,) * len(spec.blocks), config.space.edge_bits)
-  return pipeline._train_setup(config, genotype_space(genotype), config.seed)
+  return train_setup(config, genotype_space(genotype), config.seed)
 
 
 def compiled_step(config, images, labels):

@@ -73,6 +73,7 @@ def split_network(model):
 def write_run(workdir: Path, overrides=(), seed: int = 0) -> Path:
   """A run dir as ``pipeline.retrain`` leaves it, with random weights and 2 exits."""
   from dnas_ee import pipeline
+  from dnas_ee.stages.run_dir import network_space, train_setup
   from dnas_ee.checkpoint import Checkpointer
   from dnas_ee.config import save_config
   from dnas_ee.data.shapes import dataset_shape
@@ -84,7 +85,7 @@ def write_run(workdir: Path, overrides=(), seed: int = 0) -> Path:
   genotype = random_genotype(space, np.random.default_rng(seed), min_exits=len(space.branches))
   genotype.save(workdir / "genotype.json")
   for which in pipeline.NETWORKS:
-    _, state = pipeline._train_setup(config, pipeline._network_space(genotype, which), seed)
+    _, state = train_setup(config, network_space(genotype, which), seed)
     ckpt = Checkpointer(workdir / "checkpoints" / f"retrain_{which}")
     ckpt.save(config.retrain.steps, state)
     ckpt.close()

@@ -15,6 +15,7 @@ import pytest
 from dnas_ee import pipeline
 from dnas_ee.exits.thresholds import Calibration, thresholds_from_json
 from dnas_ee.stages.calibrate import calibrate_run
+from dnas_ee.stages.run_dir import evaluation_thresholds
 
 NO_TIMING = dict(latency_samples=0)
 
@@ -44,7 +45,7 @@ def test_calibration_writes_thresholds_that_evaluate_uses(run_dir, copy_run, cap
   saved = Calibration.from_json((workdir / "calibration.json").read_text())
   np.testing.assert_array_equal(saved.thresholds, cal.thresholds)
   config = pipeline.load_run_config(workdir)
-  np.testing.assert_array_equal(pipeline._thresholds(config, workdir, 2), cal.thresholds[:-1])
+  np.testing.assert_array_equal(evaluation_thresholds(config, workdir, 2), cal.thresholds[:-1])
 
   summary = pipeline.evaluate(config, workdir, **NO_TIMING)
   ee = summary["early_exit"]
@@ -170,8 +171,9 @@ def test_unfinished_retraining_is_named(run_dir, copy_run):
 
 
 def test_network_costs_agree_with_the_discrete_costs(run_dir):
-  from dnas_ee.cost.discrete import discrete_exit_costs
-  from dnas_ee.cost.network import objective_costs, prune_space
+  import dataclasses
+  from support import oracle
+  from dnas_ee.cost.network import objective_costs
   from dnas_ee.train.build import network_costs
   from dnas_ee.space.genotype import Genotype, genotype_space
   from dnas_ee.train import build
@@ -181,13 +183,13 @@ def test_network_costs_agree_with_the_discrete_costs(run_dir):
   source = build.build_cost_source(config, space)
   costs, static = network_costs(config, space), network_costs(config, static_space)
   assert costs.additive and costs.metrics == ("macs", "weight_bytes", "bitops")
-  np.testing.assert_allclose(costs.cumulative, discrete_exit_costs(space, source))
+  np.testing.assert_allclose(costs.cumulative, oracle.exit_costs(genotype, source))
   np.testing.assert_allclose(costs.backbone, static.cumulative[-1])        # same backbone
   assert np.all(costs.branch > 0)
   np.testing.assert_allclose(costs.deployed([np.inf, 0.5])[1],
                              costs.cumulative[1] - costs.branch[0])
   # pruning by subtraction equals the costs of the network without the pruned exit
-  without_first = discrete_exit_costs(prune_space(space, [1]), source)
+  without_first = oracle.exit_costs(dataclasses.replace(genotype, exits=genotype.exits[1:]), source)
   np.testing.assert_allclose(costs.deployed([np.inf, 0.5])[1:], without_first)
   obj = objective_costs("macs", costs, static)
   assert obj.metric == "macs" and obj.reference == static.cumulative[-1, 0]

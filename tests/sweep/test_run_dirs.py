@@ -3,6 +3,7 @@ import json
 
 from sweep_support import TINY, tiny_config
 from dnas_ee import pipeline
+from dnas_ee.stages.timing import searched_seconds
 from dnas_ee.cli import main
 
 DIGITS = "experiments/configs/digits.py"
@@ -50,5 +51,5 @@ def test_a_resumed_search_counts_the_time_before_its_checkpoint(tmp_path):
   (tmp_path / "checkpoints" / "search" / "4").mkdir()
   (tmp_path / "search_metrics.jsonl").write_text(
       "".join(json.dumps(dict(step=s, time_s=10.0 * s)) + "\n" for s in (4, 8, 12)))
-  assert pipeline._searched_seconds(tmp_path) == 80.0      # step 12 was lost with the process
-  assert pipeline._searched_seconds(tmp_path / "fresh") == 0.0
+  assert searched_seconds(tmp_path) == 80.0      # step 12 was lost with the process
+  assert searched_seconds(tmp_path / "fresh") == 0.0

@@ -1,0 +1,174 @@
+"""Searching from a trained backbone: warm starts, the frozen backbone and its feature cache."""
+import json
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from support.runs import tiny_overrides
+from dnas_ee.cli import main
+from dnas_ee.config import ConfigError, apply_overrides, base_config
+
+
+@pytest.fixture(scope="module")
+def static_run(tmp_path_factory):
+  """A trained static network (the tiny digits run, ``method.name=static``)."""
+  workdir = tmp_path_factory.mktemp("static") / "S"
+  assert main(["run", "--config", "experiments/configs/digits.py", "--workdir", str(workdir),
+               "--no-progress", "--config.method.name='static'", *tiny_overrides()]) == 0
+  return workdir
+
+
+@pytest.fixture
+def feature_cache_dir(tmp_path, monkeypatch):
+  monkeypatch.setenv("DNAS_EE_FEATURE_CACHE", str(tmp_path / "features"))
+  return tmp_path / "features"
+
+
+def _config(static_run, *overrides):
+  config = base_config()
+  apply_overrides(config, ["--config.hw.accelerator=", "--config.hw.objective=bitops",
+                           *tiny_overrides(), f"--config.init.backbone='{static_run}'",
+                           *overrides])
+  return config
+
+
+def _flat(state):
+  return {jax.tree_util.keystr(p): np.asarray(v)
+          for p, v in jax.tree_util.tree_flatten_with_path(state)[0]}
+
+
+def test_supernet_at_the_static_architecture_reproduces_the_backbone(static_run):
+  from dnas_ee.models.supernet import relaxed_architecture
+  from dnas_ee.relax import Relaxation
+  from dnas_ee.stages.run_dir import exit_logits, load_run_config, load_trained
+  from dnas_ee.data import load_dataset
+  from dnas_ee.train.setup import prepare_search
+  config = _config(static_run)
+  run = prepare_search(config)
+  images = load_dataset(config.data).test.images[:64]
+  # The static one-hot architecture: every gate closed, every block at its trained 8 bits.
+  model = nnx.merge(run.setup.graphdef, run.state.params, run.state.arch, run.state.stats)
+  bits = model.backbone_bit_logits[...]
+  model.backbone_bit_logits[...] = np.where(np.arange(bits.shape[1]) == bits.shape[1] - 1,
+                                            30.0, 0.0) * np.ones_like(bits)
+  arch = relaxed_architecture(model, Relaxation(hard=True))
+  supernet_logits = model(images, arch, train=False)[-1]
+  static_config = load_run_config(static_run)
+  _, setup, state = load_trained(static_config, static_run, "static")
+  static_logits = exit_logits(setup, state, images, 64)[-1]
+  np.testing.assert_allclose(np.asarray(supernet_logits), static_logits, rtol=1e-5, atol=1e-5)
+
+
+def test_a_mismatched_backbone_is_one_clear_error(static_run):
+  from dnas_ee.train.setup import prepare_search
+  config = _config(static_run, "--config.backbone.options.stage_widths=(8, 16, 32)")
+  with pytest.raises(ConfigError, match=r"init.backbone=.*does not match.*blocks/2/bn1/bias: trained \(16,\) vs this network \(32,\)"):
+    prepare_search(config)
+
+
+def test_a_backbone_that_is_not_a_trained_run_is_one_clear_error(tmp_path):
+  from dnas_ee.train.warm_start import load_backbone
+  with pytest.raises(ConfigError, match="not a trained run dir.*method.name=static"):
+    load_backbone(tmp_path)
+
+
+def test_frozen_search_leaves_the_backbone_bit_identical(static_run, feature_cache_dir):
+  from dnas_ee.train.search import jit_search_step
+  from dnas_ee.train.setup import prepare_search, search_batches
+  config = _config(static_run, "--config.search.backbone='frozen'",
+                   "--config.search.warmup_steps=0")
+  run = prepare_search(config)
+  before_params = _flat(run.state.params)
+  before_stats = _flat(run.state.stats)
+  before_bits = np.asarray(run.state.arch["backbone_bit_logits"][...])
+  step = jit_search_step(run.setup)
+  state = jax.tree.map(lambda x: x.copy() if hasattr(x, "copy") else x, run.state)
+  for i in range(3):
+    state, metrics = step(state, *search_batches(run, config, i), run.ctx)
+  after_params, after_stats = _flat(state.params), _flat(state.stats)
+  backbone = [k for k in before_params if k.split("'")[1] in ("stem", "blocks", "head")]
+  branches = [k for k in before_params if k.split("'")[1] == "branches"]
+  assert backbone and branches
+  for k in backbone:
+    np.testing.assert_array_equal(after_params[k], before_params[k], err_msg=k)
+  for k in before_stats:
+    if k.split("'")[1] in ("stem", "blocks", "head"):
+      np.testing.assert_array_equal(after_stats[k], before_stats[k], err_msg=k)
+  assert any(not np.array_equal(after_params[k], before_params[k]) for k in branches)
+  np.testing.assert_array_equal(np.asarray(state.arch["backbone_bit_logits"][...]), before_bits)
+  assert bool(metrics["finite"])
+
+
+def test_feature_cache_is_reused_and_invalidated(static_run, feature_cache_dir):
+  from dnas_ee.data import load_dataset
+  from dnas_ee.data.shapes import dataset_shape
+  from dnas_ee.space.genotype import Genotype
+  from dnas_ee.train import build
+  from dnas_ee.train.feature_cache import feature_cache
+  from dnas_ee.train.warm_start import load_backbone
+  import dataclasses
+  config = _config(static_run)
+  backbone = load_backbone(static_run)
+  static = Genotype.load(static_run / "genotype.json").static
+  space = build.build_space(config, *dataset_shape(config.data))
+  data = load_dataset(config.data)
+  messages = []
+  make = lambda b, d, dc: feature_cache(b, static, space, d, dc, copies=2, augment=(1, False),
+                                        log=messages.append)
+  first = make(backbone, data, config.data)
+  assert len(messages) == 1
+  again = make(backbone, data, config.data)
+  assert len(messages) == 1 and again.path == first.path       # reused, not recomputed
+  # The cached final logits are the static network's, exactly (float32, no rounding).
+  from dnas_ee.stages.run_dir import exit_logits, load_run_config, load_trained
+  _, setup, state = load_trained(load_run_config(static_run), static_run, "static")
+  val_logits = exit_logits(setup, state, data.val.images, 64)[-1]
+  np.testing.assert_allclose(np.asarray(first.val.logits), val_logits, rtol=1e-6, atol=1e-6)
+  assert first.train.features[0].shape[0] == 2 * len(data.train.labels)   # two views
+  # Another backbone (one weight changed) or other data gives another cache.
+  parts = dict(backbone.parts)
+  changed = dataclasses.replace(backbone, fingerprint=backbone.fingerprint[::-1], parts=parts)
+  assert make(changed, data, config.data).path != first.path
+  other = config.data.copy_and_resolve_references()
+  other.unlock()
+  other.seed = 1
+  assert make(backbone, data, other).path != first.path
+  assert len(messages) == 3
+
+
+def test_frozen_run_keeps_the_static_final_exit(static_run, tmp_path, feature_cache_dir):
+  workdir = tmp_path / "D"
+  assert main(["run", "--config", "experiments/configs/digits.py", "--workdir", str(workdir),
+               "--no-progress", *tiny_overrides(), f"--config.init.backbone='{static_run}'",
+               "--config.search.backbone='frozen'", "--config.loss.lam.end=0.0",
+               "--config.calibrate.mode='none'"]) == 0
+  summary = json.loads((workdir / "summary.json").read_text())
+  static = json.loads((static_run / "summary.json").read_text())
+  # The frozen network's static reference is the trained backbone, unchanged.
+  assert summary["static"]["accuracy"] == static["static"]["accuracy"]
+  from dnas_ee.data import load_dataset
+  from dnas_ee.stages.run_dir import exit_logits, load_run_config, load_trained
+  config = load_run_config(workdir)
+  test = load_dataset(config.data).test
+  _, setup, state = load_trained(config, workdir, "early_exit")
+  _, s_setup, s_state = load_trained(load_run_config(static_run), static_run, "static")
+  final = exit_logits(setup, state, test.images, 64)[-1]
+  reference = exit_logits(s_setup, s_state, test.images, 64)[-1]
+  # The final exit is the static network's: the same weights and statistics (the program
+  # differs, the early-exit network also runs branches, so XLA may round differently).
+  np.testing.assert_allclose(final, reference, rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(final.argmax(-1), reference.argmax(-1))
+  assert summary["early_exit"]["final_exit_accuracy"] == static["static"]["accuracy"]
+
+
+def test_frozen_needs_a_backbone():
+  from dnas_ee.train.setup import check_backbone_settings
+  config = base_config()
+  apply_overrides(config, ["--config.search.backbone='frozen'"])
+  with pytest.raises(ConfigError, match="init.backbone"):
+    check_backbone_settings(config)
+  apply_overrides(config, ["--config.search.backbone='both'"])
+  with pytest.raises(ConfigError, match="unknown search.backbone"):
+    check_backbone_settings(config)
