@@ -1,4 +1,5 @@
-"""``dnas-ee`` command line: thin wrappers around ``dnas_ee.pipeline`` and friends.
+"""The ``dnas-ee`` command line: parses flags and calls the library (``dnas_ee.pipeline``,
+``dnas_ee.sweep``, ``dnas_ee.hw``), which tests and scripts call too.
 
     dnas-ee run --config experiments/configs/digits.py --workdir runs/digits [--config.a.b=v ...]
     dnas-ee search|derive|retrain|evaluate ...   (one stage; later stages read the work dir)
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 CONFIG_HELP = """\
@@ -28,39 +30,42 @@ config files and overrides:
   stages after search read the work dir's config.json when --config is not given
 """
 
-STAGE_COMMANDS = ("search", "derive", "retrain", "evaluate", "run")
+DESCRIPTION = """\
+dnas-ee searches early-exit networks for a hardware target. One supernet holds every
+candidate (where the exits go, what each exit branch computes, the bit width of every
+layer); it trains its weights and its architecture together, penalizing the expected
+latency, energy or EDP of the early-exit network on an accelerator (read from a lookup
+table). The discrete network it derives is then retrained beside the static backbone,
+its exit thresholds are calibrated, and both are evaluated for accuracy and cost.
+
+Each command works in a run dir (--workdir): it writes its results there and resumes
+from what the dir already holds. Start with:
+  dnas-ee run --config experiments/configs/digits.py --workdir runs/digits
+
+commands (dnas-ee COMMAND --help for one):
+"""
+
+STAGE_COMMANDS = ("run", "search", "derive", "retrain", "evaluate")
+STAGE_HELP = {
+    "run": "all five stages in order (search, derive, retrain, calibrate, evaluate); "
+           "the summary table at the end",
+    "search": "train the supernet's weights and architecture -> search_arch.json",
+    "derive": "the discrete early-exit network of the run's method -> genotype.json",
+    "retrain": "train the derived early-exit network and the static backbone",
+    "evaluate": "test accuracy, exit rates and cost of both networks -> summary.json, report.md",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="dnas-ee", description=__doc__.splitlines()[0],
+  parser = argparse.ArgumentParser(prog="dnas-ee", usage="dnas-ee [-h] [--version] COMMAND ...",
                                    epilog=CONFIG_HELP,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-  sub = parser.add_subparsers(dest="command", required=True)
-  for name in STAGE_COMMANDS:
-    p = sub.add_parser(name, help=f"the {name} stage" if name != "run" else
-                       "all five stages (search, derive, retrain, calibrate, evaluate)")
-    p.add_argument("--config", help="experiments/configs/X.py[:arg]; defaults to the work dir's "
-                                    "config.json for stages after search")
-    p.add_argument("--workdir", required=True)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--restart", action="store_true",
-                   help="the work dir holds another config: delete the stages it makes stale")
-  sw = sub.add_parser("sweep", help="run every member of a sweep (experiments/sweeps/*.py)")
-  sw.add_argument("--sweep", required=True)
-  sw.add_argument("--shared-dir", default="",
-                  help="where trainings shared by members live (default: WORKDIR/shared); "
-                       "give several sweeps one to share them across sweeps")
-  sw.add_argument("--workdir", required=True)
-  sw.add_argument("--no-progress", action="store_true", help="no progress bar")
-  tb = sub.add_parser("table", help="aggregate a sweep's summaries: table.md, table.csv, pareto.png")
-  tb.add_argument("--workdir", required=True)
-  tb.add_argument("--sweep", default="", help="the sweep file (default: the work dir's sweep.json)")
-  tb.add_argument("--cost", default="", help="cost axis of the Pareto plot (default: the sweep's)")
-  tb.add_argument("--out", default="",
-                  help="also copy the table files and each member's summary, genotype, config, "
-                       "thresholds and search trajectory to this folder (results to commit)")
-  cal = sub.add_parser("calibrate", help="calibrate per-exit thresholds of a retrained run")
+  sub = _commands(parser, "command")
+  for name in ("run", "search", "derive", "retrain"):
+    _stage_command_parser(sub, name)
+  cal = _command(sub, "calibrate", "choose the exit thresholds of a retrained run on its "
+                                   "calib split -> thresholds.json")
   cal.add_argument("--workdir", required=True)
   cal.add_argument("--mode", choices=("accuracy_floor", "budget"), default="accuracy_floor")
   cal.add_argument("--max-drop", type=float, default=0.5,
@@ -69,30 +74,50 @@ def _parser() -> argparse.ArgumentParser:
                    help="accuracy_floor: the static network trained alone (default, the honest "
                         "baseline) or the early-exit network's own final exit")
   cal.add_argument("--budget", type=float, default=0.5, help="budget: cost as a fraction of the static backbone")
-  ex = sub.add_parser("export", help="the early-exit network as integer LiteRT segments "
-                                     "(needs pip install 'dnas-ee[export]')")
+  _stage_command_parser(sub, "evaluate")
+  sw = _command(sub, "sweep", "run every member of a sweep file (experiments/sweeps/*.py), "
+                             "resuming the finished and interrupted ones")
+  sw.add_argument("--sweep", required=True)
+  sw.add_argument("--shared-dir", default="",
+                  help="where trainings shared by members live (default: WORKDIR/shared); "
+                       "give several sweeps one to share them across sweeps")
+  sw.add_argument("--workdir", required=True)
+  sw.add_argument("--no-progress", action="store_true", help="no progress bar")
+  tb = _command(sub, "table", "aggregate a sweep's summaries: table.md, table.csv, pareto.png")
+  tb.add_argument("--workdir", required=True)
+  tb.add_argument("--sweep", default="", help="the sweep file (default: the work dir's sweep.json)")
+  tb.add_argument("--cost", default="", help="cost axis of the Pareto plot (default: the sweep's)")
+  tb.add_argument("--out", default="",
+                  help="also copy the table files and each member's summary, genotype, config, "
+                       "thresholds and search trajectory to this folder (results to commit)")
+  ex = _command(sub, "export", "the early-exit network as integer LiteRT segments "
+                              "(needs pip install 'dnas-ee[export]')")
   ex.add_argument("--workdir", required=True)
   ex.add_argument("--out", default="", help="export dir (default: WORKDIR/export)")
-  inf = sub.add_parser("infer", help="run an export's LiteRT cascade (default: the run's test "
-                                     "split, writing infer.json)")
+  inf = _command(sub, "infer", "run an export's LiteRT cascade (default: the run's test "
+                              "split, writing infer.json)")
   inf.add_argument("--export", required=True, help="the export dir")
   inf.add_argument("--data", default="",
                    help="an .npz with 'images' (normalized NHWC) and optional 'labels'")
   inf.add_argument("--latency-samples", type=int, default=200)
-  lut = sub.add_parser("lut", help="accelerator lookup tables")
-  lut_sub = lut.add_subparsers(dest="lut_command", required=True)
-  b = lut_sub.add_parser("build")
+  lut = _command(sub, "lut", "accelerator lookup tables (LUTs): build, show, measure")
+  lut.usage = "dnas-ee lut [-h] COMMAND ..."
+  lut_sub = _commands(lut, "lut_command")
+  b = _command(lut_sub, "build", "cost every op of a config's search space on an accelerator "
+                                 "(ZigZag or the analytic model) into its LUT")
   b.add_argument("--config", required=True)
   b.add_argument("--accelerator", required=True)
   b.add_argument("--model", default="auto", choices=("auto", "zigzag", "analytic"))
   b.add_argument("--workers", type=int, default=0)
   b.add_argument("--output", default="")
   b.add_argument("--residency", default="onchip", choices=("onchip", "dram"))
-  s = lut_sub.add_parser("show")
+  s = _command(lut_sub, "show", "print a LUT as a table; with --config, whether it covers "
+                                "that config's space")
   s.add_argument("path", nargs="?", default="")
   s.add_argument("--config", default="")
   s.add_argument("--accelerator", default="")
-  m = lut_sub.add_parser("measure", help="time every op of the config's space on this JAX device")
+  m = _command(lut_sub, "measure", "time every op of the config's space on this JAX device "
+                                   "into a LUT")
   m.add_argument("--config", required=True)
   m.add_argument("--output", required=True)
   m.add_argument("--repeats", type=int, default=20)
@@ -101,7 +126,38 @@ def _parser() -> argparse.ArgumentParser:
   for command in list(sub.choices.values()) + list(lut_sub.choices.values()):
     command.epilog = CONFIG_HELP
     command.formatter_class = argparse.RawDescriptionHelpFormatter
+  parser.description = DESCRIPTION + _command_list(sub)
+  lut.description += "\n\ncommands (dnas-ee lut COMMAND --help for one):\n" + _command_list(lut_sub)
   return parser
+
+
+def _commands(parser, dest: str):
+  """The subcommands of ``parser``, listed in its description by ``_command_list``."""
+  return parser.add_subparsers(dest=dest, required=True, metavar="COMMAND", help=argparse.SUPPRESS,
+                               prog=parser.prog)
+
+
+def _command(sub, name: str, help: str) -> argparse.ArgumentParser:
+  """A subcommand; its one line ``help`` heads its own --help and its parent's list."""
+  return sub.add_parser(name, description=textwrap.fill(help, 88, break_on_hyphens=False))
+
+
+def _command_list(sub) -> str:
+  """``  NAME  what it does`` for each subcommand, in the order they were added."""
+  width = max(map(len, sub.choices)) + 2
+  return "\n".join(textwrap.fill(p.description, 92, initial_indent=f"  {name:<{width}}",
+                                 subsequent_indent=" " * (width + 2), break_on_hyphens=False)
+                   for name, p in sub.choices.items())
+
+
+def _stage_command_parser(sub, name: str) -> None:
+  p = _command(sub, name, STAGE_HELP[name])
+  p.add_argument("--config", help="experiments/configs/X.py[:arg]; defaults to the work dir's "
+                                  "config.json for stages after search")
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--no-progress", action="store_true", help="no progress bar")
+  p.add_argument("--restart", action="store_true",
+                 help="the work dir holds another config: delete the stages it makes stale")
 
 
 def _version() -> str:
@@ -135,6 +191,22 @@ def _config(args, overrides):
   return config
 
 
+def _stage_command(command: str, config, workdir, progress: bool) -> None:
+  from dnas_ee import pipeline
+  if command == "run":
+    _print_summary(pipeline.run(config, workdir, progress=progress))
+  elif command == "search":
+    pipeline.search(config, workdir, progress=progress)
+    print(f"search done: {Path(workdir) / 'search_arch.json'}")
+  elif command == "derive":
+    genotype = pipeline.derive(config, workdir)
+    print(json.dumps(genotype.to_json()["exits"], indent=1))
+  elif command == "retrain":
+    pipeline.retrain(config, workdir, progress=progress)
+  else:
+    _print_summary(pipeline.evaluate(config, workdir))
+
+
 def _print_summary(summary: dict) -> None:
   from dnas_ee.report import summary_table
   print(summary_table(summary))
@@ -144,7 +216,6 @@ def main(argv=None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   overrides = [a for a in argv if a.startswith("--config.")]
   args = _parser().parse_args([a for a in argv if not a.startswith("--config.")])
-  from dnas_ee import pipeline
   from dnas_ee.config import ConfigError
   from dnas_ee.train.compile_cache import enable_compilation_cache
   enable_compilation_cache()   # ~/.cache/dnas_ee/jax; DNAS_EE_COMPILATION_CACHE=off disables it
@@ -153,23 +224,13 @@ def main(argv=None) -> int:
       config = _config(args, overrides)
       progress = not args.no_progress
       from dnas_ee.stages import run_config as run_dirs
-      if args.restart:
-        cleared = run_dirs.restart(config, args.workdir)
-        print(f"restart: cleared {', '.join(cleared) or 'nothing'} in {args.workdir}")
-      else:
-        run_dirs.check_same_config(config, args.workdir)
-      if args.command == "run":
-        _print_summary(pipeline.run(config, args.workdir, progress=progress))
-      elif args.command == "search":
-        pipeline.search(config, args.workdir, progress=progress)
-        print(f"search done: {Path(args.workdir) / 'search_arch.json'}")
-      elif args.command == "derive":
-        genotype = pipeline.derive(config, args.workdir)
-        print(json.dumps(genotype.to_json()["exits"], indent=1))
-      elif args.command == "retrain":
-        pipeline.retrain(config, args.workdir, progress=progress)
-      else:
-        _print_summary(pipeline.evaluate(config, args.workdir))
+      with run_dirs.no_config_without_results(args.workdir):
+        if args.restart:
+          cleared = run_dirs.restart(config, args.workdir)
+          print(f"restart: cleared {', '.join(cleared) or 'nothing'} in {args.workdir}")
+        else:
+          run_dirs.check_same_config(config, args.workdir)
+        _stage_command(args.command, config, args.workdir, progress)
     elif args.command == "calibrate":
       from dnas_ee.stages.calibrate import calibrate_run
       from dnas_ee.stages.run_config import check_calibration_target

@@ -1,14 +1,17 @@
 """Run dirs never lie: a run dir holds one config, checked before anything is written.
 
-A stage asked to work on a run dir whose ``config.json`` holds another config
-refuses (``ConfigMismatch``), naming the differing keys and the two ways out: a
-new work dir, or ``--restart``, which deletes the artifacts of the first stage
-the change affects and of every later stage (``restart``), then saves the new
-config. Nothing here imports ``dnas_ee.pipeline``.
-(Used by the pipeline, the CLI and the sweep runner.)
+``validate_config`` checks every value the stages read before ``config.json`` is saved,
+so a bad value leaves no run dir behind (and ``no_config_without_results`` removes the
+config of a run that fails before any stage wrote a result). A stage asked to work on
+a run dir whose ``config.json`` holds another config refuses (``ConfigMismatch``),
+naming the differing keys and the two ways out: a new work dir, or ``--restart``,
+which deletes the artifacts of the first stage the change affects and of every later
+stage (``restart``), then saves the new config. Nothing here imports
+``dnas_ee.pipeline``. (Used by the pipeline, the CLI and the sweep runner.)
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -33,6 +36,10 @@ _FIRST_STAGE = {"derive": "derive", "retrain": "retrain", "calibrate": "calibrat
                 "evaluate": "evaluate"}
 _DERIVE_ONLY = ("method.evaluations", "method.population", "method.score_samples",
                 "method.branch_ops", "method.bits")
+# derive.rule: the rules of dnas_ee.space.genotype.derive_genotype.
+DERIVE_RULES = ("threshold", "top_k")
+# calibrate.reference: what the accuracy floor is measured against (dnas_ee.stages.calibrate).
+CALIBRATION_REFERENCES = ("static", "final_exit")
 
 
 class ConfigMismatch(ConfigError):
@@ -86,26 +93,113 @@ def first_affected_stage(keys) -> str:
 
 
 def validate_config(config) -> None:
-  """Errors (``ConfigError``/``ValueError``) on a config no stage could run, before
-  anything is written: unknown keys, the method, the space, calibration targets."""
+  """Raises ``ConfigError``/``ValueError`` on a config some stage could not run, naming the
+  key and the fix, before anything is written (``prepare_run_dir``, ``restart``).
+
+  Every value the stages read is checked here, mostly by building on the host what the
+  stages build from it (the space, the cost source and its LUT, the objective, the
+  schedules, the search set-up), so the checks and their messages are the stages' own.
+  Nothing is trained and no data is read: ``data.dir`` is checked to exist.
+  """
   from dnas_ee.data.shapes import dataset_shape
+  from dnas_ee.exits.confidence import CONFIDENCE_MEASURES
   from dnas_ee.methods.stage import check_method
+  from dnas_ee.stages.calibrate import CALIBRATION_MODES
   from dnas_ee.train import build
+  from dnas_ee.train.setup import check_backbone_settings
   check_keys(config)
+  check_data(config.data)
   check_method(config)
-  check_calibration_target(config.calibrate.mode, config.calibrate.max_drop, config.calibrate.budget)
-  build.build_space(config, *dataset_shape(config.data))
+  check_backbone_settings(config)
+  space = build.build_space(config, *dataset_shape(config.data))
+  for key in ("search.op_temperature", "exits.threshold_temperature", "loss.lam"):
+    section, name = key.split(".")
+    try:
+      build.schedule_from(config[section][name], config.search.steps)
+    except ValueError as err:
+      raise ConfigError(f"{key}: {err} (--config.{key}.kind=...)") from err
+  try:
+    source = build.build_cost_source(config, space)
+  except ValueError as err:
+    raise ConfigError(f"hw.accelerator={config.hw.accelerator!r}, hw.lut={config.hw.lut!r}: "
+                      f"{err}") from err
+  spec, _ = build.build_objective(config, space, source)
+  _check_search(config, spec)
+  _check_batch_sizes(config)
+  _one_of("exits.confidence", config.exits.confidence, CONFIDENCE_MEASURES)
+  _one_of("derive.rule", config.derive.rule, DERIVE_RULES)
+  if config.derive.rule == "top_k" and config.derive.top_k < 1:
+    raise ConfigError(f"derive.top_k={config.derive.top_k} keeps no exit: set "
+                      "--config.derive.top_k=1 or more")
+  c = config.calibrate
+  _one_of("calibrate.mode", c.mode, CALIBRATION_MODES)
+  _one_of("calibrate.reference", c.reference, CALIBRATION_REFERENCES)
+  check_calibration_target(c.mode, c.max_drop, c.budget,
+                           ("--config.calibrate.max_drop", "--config.calibrate.budget"))
+  if len(config.evaluate.thresholds) > len(space.branches) + 1:
+    raise ConfigError(f"evaluate.thresholds has {len(config.evaluate.thresholds)} entries, more "
+                      f"than the space's {len(space.branches)} exits: give one per kept exit, "
+                      "or () to use the calibrated ones")
 
 
-def check_calibration_target(mode: str, max_drop: float, budget: float) -> None:
+def _one_of(key: str, value, choices) -> None:
+  if value not in choices:
+    raise ConfigError(f"unknown {key} {value!r}: set --config.{key} to one of {tuple(choices)}")
+
+
+def check_data(data_cfg) -> None:
+  """``data.*``: the name and split fractions (``dnas_ee.data.load.parse_data_config``);
+  for a data set read from files, that ``data.dir`` is a directory (the data module's own
+  check and message; the files in it are read by the first stage that loads the data)."""
+  from dnas_ee.data import cifar, files, svhn
+  from dnas_ee.data.load import parse_data_config
+  spec = parse_data_config(data_cfg)
+  variants = {"cifar10": cifar.CIFAR10, "cifar100": cifar.CIFAR100}
+  if spec.name in variants:
+    v = variants[spec.name]
+    files.data_dir(spec.dir, v.display, v.expected, v.url)
+  elif spec.name == "svhn":
+    files.data_dir(spec.dir, "SVHN", f"{svhn.TRAIN_FILE} and {svhn.TEST_FILE}", svhn.URL)
+
+
+def _check_search(config, objective) -> None:
+  """``search.*``: the mixture and gate modes, and the search set-up's own checks (order,
+  unrolled step)."""
+  from dnas_ee.relax.mixtures import GATE_MODES, MIXTURE_MODES
+  from dnas_ee.train.build import schedule_from
+  from dnas_ee.train.search import SearchSetup
+  s = config.search
+  _one_of("search.mixture_mode", s.mixture_mode, MIXTURE_MODES)
+  _one_of("search.gate_mode", s.gate_mode, GATE_MODES)
+  SearchSetup(graphdef=None, objective=objective, w_tx=None, a_tx=None,
+              op_temperature=schedule_from(s.op_temperature, s.steps),
+              threshold_temperature=schedule_from(config.exits.threshold_temperature, s.steps),
+              order=s.order, unroll_lr=s.w_lr if s.unroll_lr < 0 else s.unroll_lr)  # as prepare_search
+
+
+def _check_batch_sizes(config) -> None:
+  """Each stage's batch size is positive and (search, retraining) splits over the devices."""
+  from dnas_ee.train import parallel
+  mesh = parallel.make_mesh(config.mesh.multi_host)
+  for key in ("search.batch_size", "retrain.batch_size", "evaluate.batch_size"):
+    section, name = key.split(".")
+    size = config[section][name]
+    if size < 1:
+      raise ConfigError(f"{key}={size}: set --config.{key} to a positive number of samples")
+    if section != "evaluate":
+      parallel.check_batch_size(size, mesh, key)
+
+
+def check_calibration_target(mode: str, max_drop: float, budget: float,
+                             flags=("--max-drop", "--budget")) -> None:
   """``budget`` is a fraction of the static backbone's cost in (0, 1]; ``max_drop``
-  accuracy points in [0, 100]."""
+  accuracy points in [0, 100]. ``flags``: how the user sets the two (named in the error)."""
   if mode == "budget" and not 0 < budget <= 1:
     raise ValueError(f"calibration budget {budget:g} is out of range: give the cost as a fraction "
-                     "of the static backbone's, in (0, 1], e.g. --budget 0.5")
+                     f"of the static backbone's, in (0, 1], e.g. {flags[1]}=0.5")
   if mode == "accuracy_floor" and not 0 <= max_drop <= 100:
     raise ValueError(f"calibration max_drop {max_drop:g} is out of range: give accuracy points "
-                     "below the final exit, in [0, 100], e.g. --max-drop 0.5")
+                     f"below the final exit, in [0, 100], e.g. {flags[0]}=0.5")
 
 
 def _mismatch_message(path: Path, diff: dict) -> str:
@@ -134,6 +228,31 @@ def prepare_run_dir(config, workdir) -> Path:
   if is_primary():   # multi-host: process 0 writes the run dir
     save_config(config, workdir / "config.json")
   return workdir
+
+
+@contextlib.contextmanager
+def no_config_without_results(workdir):
+  """Stages run inside that fail before any of them wrote a result leave no ``config.json``.
+
+  ``prepare_run_dir`` validates the config before saving it, so a bad value never gets
+  that far; this catches the rest (an archive in ``data.dir`` that cannot be read, ...):
+  when the dir held no config before and holds no file but its new ``config.json``
+  after the failure, the config (and the dir, if made here) is removed, so the corrected
+  rerun is not refused as another config.
+  """
+  workdir = Path(workdir)
+  saved = workdir / "config.json"
+  made_here, had_config = not workdir.exists(), saved.exists()
+  try:
+    yield
+  except BaseException:
+    results = [p for p in workdir.rglob("*") if p.is_file() and p != saved]
+    if not had_config and saved.exists() and not results and is_primary():
+      if made_here:
+        shutil.rmtree(workdir)
+      else:
+        saved.unlink()
+    raise
 
 
 def restart(config, workdir) -> list[str]:
