@@ -22,6 +22,7 @@ from dnas_ee.methods.encoding import stack_archs
 from dnas_ee.exits.confidence import confidence
 from dnas_ee.models.supernet import ArchProbs
 from dnas_ee.relax import Relaxation, soft_exit_decision
+from dnas_ee.train.frozen import frozen_forward
 from dnas_ee.train.objective import CostContext, ObjectiveSpec, search_cost
 
 HARD = Relaxation(hard=True)
@@ -35,7 +36,8 @@ def score_arch(graphdef, params, arch_logits, stats, arch: ArchProbs, images, la
     graphdef, params, arch_logits, stats: the supernet, split as in the search
       (its architecture logits are not used: ``arch`` replaces them).
     arch: the architecture of the forward pass (``one_hot_arch``).
-    images, labels: the scored split.
+    images, labels: the scored split (images, or a frozen backbone's cached
+      ``(features, final logits)``: ``dnas_ee.train.feature_cache``).
     spec, ctx: the search objective (``build.build_objective``).
     train: BatchNorm on the images' own statistics (recalibrated per candidate)
       instead of the supernet's running statistics.
@@ -46,7 +48,10 @@ def score_arch(graphdef, params, arch_logits, stats, arch: ArchProbs, images, la
     weighted ``E[C]/C_ref``, or ``EDP/EDP_ref``).
   """
   model = nnx.merge(graphdef, params, arch_logits, stats, copy=True)
-  logits = model(images, arch, train=train)
+  if isinstance(images, tuple):   # a frozen backbone's cached (features, final logits)
+    logits = frozen_forward(model, images, arch, train=train)
+  else:
+    logits = model(images, arch, train=train)
   stacked = jnp.stack(logits, axis=1)                                 # [B, E, K]
   conf = jnp.stack([confidence(l, spec.confidence) for l in logits[:-1]], axis=1)
   soft = soft_exit_decision(conf, ctx.thresholds[None, :], HARD)
@@ -82,7 +87,7 @@ class GenotypeScorer:
 
   def __init__(self, run, to_arch, images, labels, spec, ctx, *, train=False, batch=16):
     self.run, self.to_arch, self.batch = run, to_arch, int(batch)
-    self.images, self.labels = jnp.asarray(images), jnp.asarray(labels)
+    self.images, self.labels = jax.tree.map(jnp.asarray, images), jnp.asarray(labels)
     self.spec, self.ctx, self.train = spec, ctx, train
     self.cache: dict[tuple, tuple[float, float, list]] = {}
     self.calls = 0   # candidate evaluations asked for (repeats included)

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import jax.numpy as jnp
+import numpy as np
 
 from dnas_ee.data.shapes import dataset_shape
 from dnas_ee.methods import evolution
@@ -129,11 +130,17 @@ def _scored_genotype(config, workdir: Path) -> Genotype:
   space, m = run.space, config.method
   multicore = build.multicore_accelerator(config) is not None
   # Candidates leave at the search thresholds (not the thresholds a dnas search learns).
+  if run.cache is not None:   # a frozen backbone: candidates are scored on cached features
+    val = run.cache.val
+    images = (tuple(np.asarray(f[:n], np.float32) for f in val.features),
+              np.asarray(val.logits[:n], np.float32))
+  else:
+    images = run.data.val.images[:n]
   ctx = dataclasses.replace(run.ctx, thresholds=jnp.full(
       (len(space.branches),), config.exits.search_threshold, jnp.float32))
   n = m.score_samples or len(run.data.val.labels)
   scorer = GenotypeScorer(weights, lambda x: one_hot_arch(space, decode(space, x, multicore)),
-                          run.data.val.images[:n], run.data.val.labels[:n], run.setup.objective,
+                          images, run.data.val.labels[:n], run.setup.objective,
                           ctx, batch=min(m.population, m.evaluations))
   bounds = encoding_bounds(space, multicore)
   if m.name == "random":

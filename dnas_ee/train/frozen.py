@@ -14,15 +14,15 @@ from dnas_ee.models.supernet import Supernet
 BACKBONE_PARTS = ("stem", "blocks", "head")
 
 
-def frozen_forward(model: Supernet, cached, arch):
+def frozen_forward(model: Supernet, cached, arch, *, train: bool = True):
   """Logits of every exit from cached backbone features (a frozen backbone).
 
   ``cached`` is ``(features at each exit position, resized to its branch's first slot
   resolution; final logits)`` (``dnas_ee.train.feature_cache``); only the exit
-  branches run, in training mode.
+  branches run (in training mode unless ``train`` is False).
   """
   features, final_logits = cached
-  return [model.forward_exit(f, arch, j, train=True) for j, f in enumerate(features)] + [
+  return [model.forward_exit(f, arch, j, train=train) for j, f in enumerate(features)] + [
       final_logits]
 
 

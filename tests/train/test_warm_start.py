@@ -172,3 +172,31 @@ def test_frozen_needs_a_backbone():
   apply_overrides(config, ["--config.search.backbone='both'"])
   with pytest.raises(ConfigError, match="unknown search.backbone"):
     check_backbone_settings(config)
+
+
+def test_scoring_on_the_cache_gives_the_static_accuracy_without_exits(static_run,
+                                                                       feature_cache_dir):
+  """Random/NSGA-II candidates are scored on the cached features: a candidate with no
+  exit is the static network, so its score is the static network's val accuracy."""
+  from dnas_ee.methods.encoding import decode, encoding_bounds, one_hot_arch
+  from dnas_ee.methods.scoring import GenotypeScorer
+  from dnas_ee.train.setup import prepare_search
+  config = _config(static_run, "--config.search.backbone='frozen'")
+  run = prepare_search(config)
+  space, val = run.space, run.cache.val
+  images = (tuple(np.asarray(f, np.float32) for f in val.features),
+            np.asarray(val.logits, np.float32))
+  weights = (run.setup.graphdef, run.state.params, run.state.arch, run.state.stats)
+  scorer = GenotypeScorer(weights, lambda x: one_hot_arch(space, decode(space, x)), images,
+                          run.data.val.labels, run.setup.objective, run.ctx, batch=2)
+  bounds = encoding_bounds(space)
+  bits = list(space.backbone_bits[0]).index(8)
+  no_exit = np.zeros_like(bounds)
+  no_exit[len(space.branches) + len(space.branches) * space.depth:][:space.num_blocks] = bits
+  every_exit = no_exit.copy()
+  every_exit[:len(space.branches)] = 1
+  acc, cost = scorer(np.stack([no_exit, every_exit]))
+  static_acc = np.mean(np.argmax(np.asarray(val.logits), -1) == run.data.val.labels)
+  assert acc[0] == pytest.approx(static_acc, abs=1e-6)
+  assert cost[0] == pytest.approx(1.0, rel=1e-5)   # the static network at its own bits
+  assert 0.0 <= acc[1] <= 1.0 and np.isfinite(cost[1])
