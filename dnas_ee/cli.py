@@ -222,6 +222,9 @@ def main(argv=None) -> int:
   try:
     if args.command in STAGE_COMMANDS:
       config = _config(args, overrides)
+      if config.mesh.multi_host:   # one run across processes: join them before any JAX work
+        from dnas_ee.train.parallel import join_hosts
+        join_hosts()
       progress = not args.no_progress
       from dnas_ee.stages import run_config as run_dirs
       with run_dirs.no_config_without_results(args.workdir):
