@@ -3,7 +3,7 @@ import importlib.util
 
 import pytest
 
-from sweep_support import ROOT
+from support.sweep import ROOT
 
 
 def _module():

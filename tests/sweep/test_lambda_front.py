@@ -1,7 +1,7 @@
 """A one-shot lambda sweep (search, derive, inherited): the searched cost falls as lambda rises."""
 import json
 
-from sweep_support import ROOT, TINY
+from support.sweep import ROOT, TINY
 from dnas_ee.sweep import run_sweep
 from dnas_ee.sweep.front import front_rows, write_front
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from sweep_support import ROOT, TINY
+from support.sweep import ROOT, TINY
 from dnas_ee.sweep import run_sweep, sweep_members, write_table
 from dnas_ee.sweep.spec import load_sweep
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from sweep_support import tiny_space
+from support.sweep import tiny_space
 from dnas_ee.methods import check_genotype, decode, encoding_bounds
 from dnas_ee.methods import evolution
 from dnas_ee.sweep import aggregate, spread, sweep_members

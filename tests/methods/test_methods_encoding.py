@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 from hypothesis import given, settings, strategies as st
 
-from sweep_support import tiny_space
+from support.sweep import tiny_space
 from dnas_ee.methods import check_genotype, decode, encode, encoding_bounds, one_hot_arch
 from dnas_ee.models.supernet import Supernet, relaxed_architecture
 from dnas_ee.relax import Relaxation

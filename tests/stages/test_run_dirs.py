@@ -1,7 +1,7 @@
 """Run dirs never lie: another config is refused (keys named), an invalid one writes nothing."""
 import json
 
-from sweep_support import TINY, tiny_config
+from support.sweep import TINY, tiny_config
 from dnas_ee import pipeline
 from dnas_ee.stages.timing import searched_seconds
 from dnas_ee.cli import main

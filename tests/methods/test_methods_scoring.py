@@ -3,7 +3,7 @@ discrete network's."""
 import jax
 import numpy as np
 
-from sweep_support import tiny_config
+from support.sweep import tiny_config
 from dnas_ee.methods import GenotypeScorer, decode, one_hot_arch, sample_encodings, score_arch
 from dnas_ee.pipeline import prepare_search
 from dnas_ee.train.search import split_model

@@ -1,9 +1,7 @@
-"""Helpers shared by the sweep and method tests (a module of its own: conftest names clash)."""
-import sys
+"""The sweep, method and stage tests' reduced digits config and space (MACs only)."""
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # The tests' reduced digits space (as support.runs.tiny_overrides), MACs only.
 TINY = ["--config.hw.accelerator=", "--config.hw.objective=macs",

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from sweep_support import tiny_config
+from support.sweep import tiny_config
 from dnas_ee import pipeline
 from dnas_ee.stages import shared_training as shared
 from dnas_ee.stages.run_dir import load_trained, network_space
@@ -62,7 +62,7 @@ def test_static_backbone_trained_once_and_equal_to_a_member_trained_alone(tmp_pa
 def test_training_inputs_ignore_the_method_and_see_the_retraining(tmp_path):
   static = tiny_config("--config.method.name='static'")
   hand = tiny_config("--config.method.name='hand_placed'", "--config.calibrate.mode='budget'")
-  from sweep_support import tiny_space
+  from support.sweep import tiny_space
   from dnas_ee.methods.stage import static_genotype
   space = network_space(static_genotype(static, tiny_space(static)), "static")
   key = lambda c: shared.training_key(shared.training_inputs(c, space))
@@ -80,7 +80,7 @@ def test_training_inputs_ignore_the_method_and_see_the_retraining(tmp_path):
 
 
 def test_spaces_of_a_static_genotype_are_equal():
-  from sweep_support import tiny_space
+  from support.sweep import tiny_space
   from dnas_ee.methods.stage import static_genotype
   config = tiny_config("--config.method.name='static'")
   genotype = static_genotype(config, tiny_space(config))

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sweep_support import tiny_config, tiny_space
+from support.sweep import tiny_config, tiny_space
 from dnas_ee import pipeline
 from dnas_ee.hw.lut.measure import device_name, measure_space_lut
 
