@@ -15,7 +15,8 @@ it in their overrides (e.g. ``"dnas gumbel": ["--config.method.name=dnas",
 "--config.search.mixture_mode='gumbel'"]``). The seed sets ``config.seed``
 (initialization and batch order; the data splits stay those of ``data.seed``).
 A member's run dir is named from its labels plus a short hash of its whole
-resolved config, so a member whose config changed runs in a new dir.
+resolved config, so a member whose config changed runs in a new dir. ``{seed}`` in
+an override string is replaced by the member's seed (a per-seed ``init.backbone``).
 """
 from __future__ import annotations
 
@@ -102,6 +103,9 @@ def sweep_members(sweep: dict) -> list[Member]:
           if method in METHODS:
             overrides.append(f"--config.method.name={method!r}")
           overrides += list(method_overrides) + [f"--config.seed={int(seed)}"]
+          # "{seed}" in an override is the member's seed (e.g. one trained backbone per
+          # seed: --config.init.backbone='runs/backbone_s{seed}').
+          overrides = [o.replace("{seed}", str(int(seed))) for o in overrides]
           config = load_config_file(config_file)
           try:
             apply_overrides(config, overrides)
