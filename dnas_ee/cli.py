@@ -5,6 +5,7 @@
     dnas-ee search|derive|retrain|evaluate ...   (one stage; later stages read the work dir)
     dnas-ee calibrate --workdir runs/X --mode accuracy_floor --max-drop 0.5
     dnas-ee sweep --sweep experiments/sweeps/smoke.py --workdir runs/smoke; dnas-ee table --workdir runs/smoke
+    dnas-ee sweep ... --executor ray --address auto   (members as Ray tasks: docs/cluster.md)
     dnas-ee lut build|show --config ... --accelerator edge_tpu_like
     dnas-ee lut measure --config ... --output runs/cpu_lut.json
 """
@@ -83,6 +84,19 @@ def _parser() -> argparse.ArgumentParser:
                        "give several sweeps one to share them across sweeps")
   sw.add_argument("--workdir", required=True)
   sw.add_argument("--no-progress", action="store_true", help="no progress bar")
+  sw.add_argument("--executor", choices=("local", "ray"), default="local",
+                  help="local: members one after another in this process (default); ray: "
+                       "members as Ray tasks on a Ray cluster (pip install 'dnas-ee[cluster]'; "
+                       "docs/cluster.md)")
+  sw.add_argument("--address", default=None,
+                  help="ray: the cluster to join ('auto': the one `ray start` began here; "
+                       "default: $RAY_ADDRESS, else a Ray instance started for the sweep)")
+  sw.add_argument("--cpus-per-member", type=float, default=None,
+                  help="ray: CPUs each member's task asks for (default: the sweep file's "
+                       "resources, else 1)")
+  sw.add_argument("--gpus-per-member", type=float, default=None,
+                  help="ray: GPUs each member's task asks for; a fraction shares a GPU "
+                       "(default: the sweep file's resources, else 0)")
   tb = _command(sub, "table", "aggregate a sweep's summaries: table.md, table.csv, pareto.png")
   tb.add_argument("--workdir", required=True)
   tb.add_argument("--sweep", default="", help="the sweep file (default: the work dir's sweep.json)")
@@ -217,6 +231,7 @@ def main(argv=None) -> int:
   overrides = [a for a in argv if a.startswith("--config.")]
   args = _parser().parse_args([a for a in argv if not a.startswith("--config.")])
   from dnas_ee.config import ConfigError
+  from dnas_ee.sweep.executor import SweepError
   from dnas_ee.train.compile_cache import enable_compilation_cache
   enable_compilation_cache()   # ~/.cache/dnas_ee/jax; DNAS_EE_COMPILATION_CACHE=off disables it
   try:
@@ -244,9 +259,7 @@ def main(argv=None) -> int:
         print(f"note: {Path(args.workdir) / 'summary.json'} predates these thresholds: run "
               f"`dnas-ee evaluate --workdir {args.workdir}` to refresh it")
     elif args.command == "sweep":
-      from dnas_ee.sweep import run_sweep
-      run_sweep(args.sweep, args.workdir, progress=not args.no_progress,
-                shared_dir=args.shared_dir or None)
+      _sweep(args)
     elif args.command == "table":
       from dnas_ee.sweep import write_table
       print(write_table(args.workdir, sweep=args.sweep or None, cost=args.cost or None))
@@ -261,6 +274,9 @@ def main(argv=None) -> int:
   except (ConfigError, ValueError, FileNotFoundError, ImportError) as err:
     print(f"dnas-ee: error: {err}", file=sys.stderr)
     return 2
+  except SweepError as err:
+    print(f"dnas-ee: error: {err}", file=sys.stderr)
+    return 1
   return 0
 
 
@@ -278,6 +294,15 @@ def _export_command(args) -> None:
     kwargs = dict(images=data["images"], labels=data["labels"] if "labels" in data else None)
   print(json.dumps(export.infer(args.export, latency_samples=args.latency_samples, **kwargs),
                    indent=1))
+
+
+def _sweep(args) -> None:
+  from dnas_ee.sweep import run_sweep
+  resources = {k: v for k, v in (("cpus", args.cpus_per_member), ("gpus", args.gpus_per_member))
+               if v is not None}
+  run_sweep(args.sweep, args.workdir, progress=not args.no_progress,
+            shared_dir=args.shared_dir or None, executor=args.executor, address=args.address,
+            resources=resources)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@
           settings={"default": [], "exit weight 0.3": ["--config.retrain.exit_weight=0.3"]},
           methods={"dnas": [], "static": [], "random": ["--config.method.evaluations=64"]},
           seeds=(0, 1, 2),
-          cost="macs")        # cost axis of the Pareto plot: macs, latency_s, energy_j, edp
+          cost="macs",        # cost axis of the Pareto plot: macs, latency_s, energy_j, edp
+          resources=dict(cpus=1, gpus=0))   # per member, with --executor ray (the default)
 
 Members are configs x settings x methods x seeds. A method label that names a
 method (``dnas_ee.methods.stage.METHODS``) sets ``method.name``; other labels set
@@ -25,9 +26,11 @@ import re
 from pathlib import Path
 
 from dnas_ee.config import ConfigError, apply_overrides, import_file_function, load_config_file
+from dnas_ee.sweep.executor import Resources
 
 COSTS = ("macs", "latency_s", "energy_j", "edp")
 SWEEP_STAGES = ("search", "derive", "retrain", "calibrate", "evaluate", "inherited")
+SWEEP_KEYS = ("configs", "overrides", "settings", "methods", "seeds", "cost", "stages", "resources")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,10 +57,10 @@ def load_sweep(path) -> dict:
   """Imports a sweep file and checks its ``get_sweep()`` dict."""
   path = Path(path)
   sweep = dict(import_file_function(path, "get_sweep", "sweep", "experiments/sweeps/")())
-  unknown = set(sweep) - {"configs", "overrides", "settings", "methods", "seeds", "cost", "stages"}
+  unknown = set(sweep) - set(SWEEP_KEYS)
   if unknown:
-    raise ConfigError(f"sweep file {path}: unknown keys {sorted(unknown)}; use configs, overrides, "
-                      "settings, methods, seeds, cost, stages")
+    raise ConfigError(f"sweep file {path}: unknown keys {sorted(unknown)}; use "
+                      f"{', '.join(SWEEP_KEYS)}")
   if not sweep.get("configs"):
     raise ConfigError(f"sweep file {path}: 'configs' must map a label to a config file")
   sweep.setdefault("overrides", [])
@@ -65,6 +68,12 @@ def load_sweep(path) -> dict:
   sweep.setdefault("methods", {"dnas": []})
   sweep.setdefault("seeds", (0,))
   sweep.setdefault("cost", "macs")
+  sweep["resources"] = dict(sweep.get("resources", {}))
+  try:
+    Resources(**sweep["resources"])
+  except (TypeError, ValueError) as err:
+    raise ConfigError(f"sweep file {path}: resources={sweep['resources']!r}: {err}; give "
+                      "dict(cpus=N, gpus=M), per member") from None
   # The stages every member runs: the whole pipeline, or e.g. ("search", "derive",
   # "inherited") for a one-shot sweep (the derived architecture in the supernet).
   sweep["stages"] = tuple(sweep.get("stages", SWEEP_STAGES[:-1]))
