@@ -1,34 +1,52 @@
-"""CIFAR-10 evidence (issue 14), the 3-seed part: ResNet-20, every exit position, EDP on edge_tpu_like.
+"""CIFAR-10 evidence, 3 seeds: every method on the same trained ResNet-20 per seed.
 
-Protocol (experiments/results/cifar10_resnet20/README.md has the why and the arithmetic):
-the full CIFAR-10 training set (../shared/data/cifar10, fixed seeded splits: 37,500
-train / 10,000 architecture-val / 2,500 calibration; the official test set reports
-only); ResNet-20 (3x3 basic blocks, widths 16/32/64) with an exit possible after each
-of blocks 1-8; the default branch space and bit widths (2/4/8); searched against EDP
-on edge_tpu_like (the shipped LUT). Every method retrains with the same schedule,
-data and augmentation (pad 4 + crop, flip): RETRAIN_EPOCHS of train + val at batch
-128, SGD-momentum, cosine from 0.1. The dnas search, and the supernet that random
-search and NSGA-II score candidates with, run SEARCH_STEPS at batch 64.
+Protocol (experiments/results/cifar10_resnet20/README.md has the why): the full CIFAR-10
+training set (../shared/data/cifar10, fixed seeded splits: 37,500 weight-train / 10,000
+architecture-val / 2,500 calibration; the official test set reports only); ResNet-20
+(3x3 basic blocks, widths 16/32/64), an exit possible after each of blocks 1-8; EDP on
+edge_tpu_like (the shipped LUT).
 
-Members: static, hand_placed and dnas (softmax mixtures, the default) x seeds 0, 1, 2.
-hand_placed (an exit after every block, branch conv3_s2_x1, 8 bits) is calibrated to
-the EDP budget the dnas target asks for (HAND_PLACED_EDP_BUDGET x the static EDP, on
-the calibration split); the others with the accuracy floor (calibrate.max_drop points
-below the network's own final exit: the library has no floor relative to the static
-network yet, see the README). The 1-seed members (random, NSGA-II, dnas sampled) are
-in cifar10_resnet20_once.py: the sweep format crosses every method with every seed.
+Every member of seed s starts from the trained static backbone of seed s
+(BACKBONES/backbone_s{seed}: 10 epochs of 8-bit QAT on the weight-train split,
+experiments/results/cifar10_resnet20/train_backbones.sh) and gets the same fine-tuning
+budget (FINETUNE_STEPS at batch 128, SGD-momentum, cosine from FINETUNE_LR):
+
+- static: the backbone fine-tuned for the same budget (the same total training steps
+  as every other member: backbone training + fine-tuning);
+- hand_placed: an exit after every block 1-8, branch conv3_s2_x1, 8 bits, trained on
+  the frozen backbone (its final exit is the static backbone's);
+- dnas exits-only: the default search on the frozen backbone, exits, branch ops and
+  thresholds only, 8-bit branches (space.bits=(8,));
+- random / evolutionary (NSGA-II, pymoo): the same space as exits-only, candidates
+  scored on the frozen-backbone supernet trained with its architecture frozen uniform;
+- dnas joint: exits and bits (2/4/8) searched together from the warm start;
+- hand_placed matched-bits: hand_placed's exits at the bits the joint search chose (the
+  joint search shared, derive.exits='hand_placed');
+- dnas bits-only: the backbone's bits (2/4/8) searched from the warm start, no exit.
+
+Calibration: the same rule for every member, accuracy_floor 0.5 points below the static
+network (calibrate.reference='static': for frozen members the backbone itself, for the
+others the backbone fine-tuned alike), on the calibration split; the whole front is kept.
 
     nohup dnas-ee sweep --sweep experiments/sweeps/cifar10_resnet20.py \\
-      --workdir runs/cifar10_resnet20 > runs/cifar10_resnet20.log 2>&1 &
+      --workdir ~/dnas-ee-runs/cifar10_resnet20/sweep \\
+      > ~/dnas-ee-runs/cifar10_resnet20/sweep.log 2>&1 &
 """
-TRAIN_IMAGES = 37_500 + 10_000   # the retraining sees train + architecture-val (retrain.train_on_val)
-RETRAIN_EPOCHS = 10
-RETRAIN_BATCH = 128
-RETRAIN_STEPS = round(RETRAIN_EPOCHS * TRAIN_IMAGES / RETRAIN_BATCH / 100) * 100   # 3700
-SEARCH_STEPS = 1500               # batch 64: 2.6 passes over the 37,500 training images
-SEARCH_WARMUP = SEARCH_STEPS // 4  # the shipped config's ratio (1500 of 6000)
-HAND_PLACED_EDP_BUDGET = 0.6       # the dnas target: at least 40% lower EDP than static
-SCORE_SAMPLES = 1000               # val images per random / NSGA-II candidate (weight sharing)
+import os
+
+BACKBONES = os.path.expanduser(os.environ.get("DNAS_EE_RUNS", "~/dnas-ee-runs")
+                               ) + "/cifar10_resnet20"
+FINETUNE_STEPS = 880       # 3 epochs of the 37,500 weight-train images at batch 128
+FINETUNE_LR = 0.01         # a tenth of the backbone's: fine-tuning a trained network
+SEARCH_STEPS = 1500        # frozen searches (branches on cached features): batch 64
+JOINT_SEARCH_STEPS = 600   # joint / bits-only searches (the whole supernet): ~1 epoch
+SCORE_SAMPLES = 2000       # val images per random / NSGA-II candidate (weight sharing)
+
+FROZEN = ["--config.search.backbone='frozen'", "--config.space.bits=(8,)",
+          f"--config.search.steps={SEARCH_STEPS}", f"--config.search.warmup_steps={SEARCH_STEPS // 4}"]
+JOINT = ["--config.search.backbone='train'",
+         f"--config.search.steps={JOINT_SEARCH_STEPS}",
+         f"--config.search.warmup_steps={JOINT_SEARCH_STEPS // 6}"]
 
 
 def common():
@@ -39,10 +57,11 @@ def common():
           "--config.data.dir='../shared/data/cifar10'", "--config.data.limit_train=0",
           "--config.space.exit_positions=(1, 2, 3, 4, 5, 6, 7, 8)",
           "--config.hw.accelerator='edge_tpu_like'", "--config.hw.objective='edp'",
-          f"--config.search.steps={SEARCH_STEPS}", f"--config.search.warmup_steps={SEARCH_WARMUP}",
-          f"--config.retrain.steps={RETRAIN_STEPS}", f"--config.retrain.batch_size={RETRAIN_BATCH}",
-          "--config.retrain.lr=0.1",
+          f"--config.init.backbone='{BACKBONES}/backbone_s{{seed}}'",
+          f"--config.retrain.steps={FINETUNE_STEPS}", "--config.retrain.batch_size=128",
+          f"--config.retrain.lr={FINETUNE_LR}", "--config.retrain.train_on_val=False",
           "--config.calibrate.mode='accuracy_floor'", "--config.calibrate.max_drop=0.5",
+          "--config.calibrate.reference='static'",
           f"--config.method.score_samples={SCORE_SAMPLES}"],
       cost="edp")
 
@@ -51,9 +70,15 @@ def get_sweep():
   return dict(
       common(),
       methods={
-          "static": [],
-          "hand_placed": ["--config.calibrate.mode='budget'",
-                          f"--config.calibrate.budget={HAND_PLACED_EDP_BUDGET}"],
-          "dnas": [],
+          "static": ["--config.search.backbone='train'"],
+          "hand_placed": FROZEN,
+          "dnas exits-only": ["--config.method.name='dnas'", *FROZEN],
+          "random": FROZEN,
+          "evolutionary": FROZEN,
+          "dnas joint": ["--config.method.name='dnas'", *JOINT],
+          "hand_placed matched-bits": ["--config.method.name='dnas'", *JOINT,
+                                       "--config.derive.exits='hand_placed'"],
+          "dnas bits-only": ["--config.method.name='dnas'", *JOINT,
+                             "--config.space.exit_positions=()"],
       },
       seeds=(0, 1, 2))
