@@ -18,7 +18,7 @@ deviations (ddof=1) over seeds.
 - Reference B's cost: one candidate = CANDIDATE_EPOCHS epochs of the 37,500 training
   images at the retraining batch, priced at the measured seconds per step of the dnas
   members' early-exit retraining (retrain_early_exit_metrics.jsonl, compile excluded),
-  times the candidates AEBNAS trains (plan.py), against the dnas members' measured
+  times the candidates AEBNAS trains (its README's CIFAR-10 command), against the dnas members' measured
   search wall-clock (search_s).
 - measured latency: summary.json's measured_to_modelled_ratio (batch-1 wall-clock
   reduction over the modelled MAC reduction).
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 CANDIDATE_EPOCHS, TRAIN_IMAGES = 5, 37_500
-AEBNAS_TRAINED = 100 + (30 + 1) * 8        # see plan.py
+AEBNAS_TRAINED = 100 + (30 + 1) * 8        # --n_doe 100, then 31 iterations of --n_iter 8
 
 
 def _json(path: Path):
