@@ -231,7 +231,7 @@ def main(argv=None) -> int:
   overrides = [a for a in argv if a.startswith("--config.")]
   args = _parser().parse_args([a for a in argv if not a.startswith("--config.")])
   from dnas_ee.config import ConfigError
-  from dnas_ee.sweep.executor import SweepError
+  from dnas_ee.errors import SweepError
   from dnas_ee.train.compile_cache import enable_compilation_cache
   enable_compilation_cache()   # ~/.cache/dnas_ee/jax; DNAS_EE_COMPILATION_CACHE=off disables it
   try:

@@ -4,3 +4,7 @@ from __future__ import annotations
 
 class ConfigError(ValueError):
   """A config file, key or value that cannot be used."""
+
+
+class SweepError(RuntimeError):
+  """Members of a sweep failed (named, with their errors), or its executor cannot run."""

@@ -31,15 +31,13 @@ import time
 import traceback
 from pathlib import Path
 
+from dnas_ee.errors import SweepError
+
 INSTALL = "--executor ray needs Ray, an optional extra: pip install 'dnas-ee[cluster]'"
 LOGS = "logs"
 # Environment variables the driver hands to every task (the numerics and the compile
 # cache then follow the driver's settings, as with the local executor).
 FORWARDED_ENV = ("XLA_FLAGS", "JAX_", "DNAS_EE_")
-
-
-class SweepError(RuntimeError):
-  """Members of a sweep failed (named), or its executor cannot run."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
