@@ -63,12 +63,19 @@ def base_config() -> ml_collections.ConfigDict:
   c.init = dict(backbone="")
   # task: the architecture step's task loss; weight_task: the weight step's (no
   # penalty: the weights train as the derived network will be retrained).
+  # aux_weight: the priced per-exit terms (each exit's CE + lambda x the penalty of leaving
+  # there). penalty 'log' (lambda log(C / C_ref)) prices every relative saving the same
+  # wherever the search is; lambda is constant, so it means one thing from the first
+  # architecture step on.
   c.loss = dict(task="expected", weight_task="weighted_sum", aux_weight=0.5, exit_weights=(),
-                penalty="linear",
-                lam=schedule("linear", 0.0, 1.0, steps=0), target=0.5,
+                penalty="log",
+                lam=schedule("constant", 0.5, 0.5), target=0.5,
                 metric_weights=dict(macs=0.0, weight_bytes=0.0, bitops=1.0, latency_s=0.0,
                                     energy_j=0.0))
-  c.derive = dict(rule="threshold", top_k=1)
+  # ops: 'priced' (an undecided slot takes the cheapest of its contenders, as the
+  # search priced it) or 'argmax'; exits: 'searched', or 'hand_placed' (method.branch_ops
+  # after every candidate position at the searched bits: hand_placed at matched bits).
+  c.derive = dict(rule="threshold", top_k=1, ops="priced", exits="searched")
   c.retrain = dict(steps=800, batch_size=64, lr=0.05, momentum=0.9, weight_decay=5e-4,
                    exit_weight=1.0, exit_grad_scale=1.0, distill_weight=1.0,
                    distill_temperature=3.0, train_on_val=True,

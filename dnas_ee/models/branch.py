@@ -127,6 +127,9 @@ class ExitBranch(nnx.Module):
       last = slot + 1 == spec.depth
       cin = max(self.width_states[slot])
       sums, masses = {}, {}
+      # One call per (state, candidate): BatchNorm's batch statistics stay those of one
+      # state (pooling the states would make a path's normalization depend on the others,
+      # even where they carry no probability).
       for mass, z in states.values():
         zq = self.quantizers[slot](_pad_channels(z, cin), bits, bit_probs)
         for k, op in enumerate(candidates):

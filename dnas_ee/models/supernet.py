@@ -58,6 +58,25 @@ jax.tree_util.register_dataclass(
     meta_fields=["single_path", "sampled_bits"])
 
 
+@dataclasses.dataclass(frozen=True)
+class NoChoice:
+  """The architecture parameter of a choice the space does not have (a space without exit
+  positions: a bits-only search). Reads as a zero-size array; it is no variable, since a
+  checkpoint cannot hold a zero-size array."""
+  shape: tuple[int, ...]
+
+  def __getitem__(self, index):
+    return jnp.zeros(self.shape, jnp.float32)[index]
+
+  def __setitem__(self, index, value):
+    if jnp.size(value):
+      raise ValueError(f"no architecture choice of shape {self.shape} to set")
+
+
+def _arch_param(value: jax.Array):
+  return NoChoice(tuple(value.shape)) if value.size == 0 else ArchParam(value)
+
+
 class ExitThresholds(nnx.Module):
   """The exit thresholds ``tau_i`` of the search, bounded to the confidence's range
   ``(lo, hi)`` (``dnas_ee.relax.thresholds``); ``thresholds[...]`` is ``tau``.
@@ -70,7 +89,7 @@ class ExitThresholds(nnx.Module):
 
   def __init__(self, num: int, init: float, lo: float, hi: float):
     self.lo, self.hi = float(lo), float(hi)
-    self.raw = ArchParam(jnp.full((num,), threshold_logit(init, self.lo, self.hi), jnp.float32))
+    self.raw = _arch_param(jnp.full((num,), threshold_logit(init, self.lo, self.hi), jnp.float32))
 
   def __getitem__(self, index):
     return bounded_threshold(self.raw[...], self.lo, self.hi)[index]
@@ -101,11 +120,11 @@ class Supernet(nnx.Module):
         ExitBranch(b, spec.num_classes, spec.activation, spec.signed_features, rngs=rngs)
         for b in space.branches])
     p, d, k, nb = len(space.branches), space.depth, space.num_ops, space.num_bits
-    self.exit_logits = ArchParam(jnp.zeros((p,), jnp.float32))
-    self.op_logits = ArchParam(op_logit_init_std * jax.random.normal(rngs.params(), (p, d, k)))
+    self.exit_logits = _arch_param(jnp.zeros((p,), jnp.float32))
+    self.op_logits = _arch_param(op_logit_init_std * jax.random.normal(rngs.params(), (p, d, k)))
     self.backbone_bit_logits = ArchParam(jnp.zeros((space.num_blocks, nb), jnp.float32))
-    self.branch_bit_logits = ArchParam(jnp.zeros((p, nb), jnp.float32))
-    self.alloc_logits = ArchParam(jnp.zeros((p,), jnp.float32))
+    self.branch_bit_logits = _arch_param(jnp.zeros((p, nb), jnp.float32))
+    self.alloc_logits = _arch_param(jnp.zeros((p,), jnp.float32))
     # The exit thresholds tau_i the soft exit decision uses during the search.
     lo, hi = threshold_range or ((-float(np.log(spec.num_classes)), 0.0) if threshold_init < 0
                                  else (0.0, 1.0))

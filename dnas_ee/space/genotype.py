@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -93,6 +94,9 @@ def genotype_space(genotype: Genotype) -> SearchSpace:
 
 
 GATE_DECIDED = (0.1, 0.9)   # a gate outside this band at the end of the search is decided
+SLOT_DECIDED = 0.9          # a slot (or bit group) whose top probability reaches this is decided
+OPS_RULES = ("priced", "argmax")
+EXITS_RULES = ("searched", "hand_placed")
 
 
 def _softmax(logits, temperature: float) -> np.ndarray:
@@ -103,17 +107,36 @@ def _softmax(logits, temperature: float) -> np.ndarray:
 
 def derive_genotype(space: SearchSpace, exit_logits, op_logits, backbone_bit_logits,
                     branch_bit_logits, *, alloc_logits=None, rule: str = "threshold",
-                    top_k: int = 1, temperature: float = 1.0, thresholds=None) -> Genotype:
+                    top_k: int = 1, temperature: float = 1.0, thresholds=None,
+                    ops: str = "argmax", path_cost: Callable | None = None,
+                    exits: str = "searched", hand_placed_ops: Sequence[str] = ()) -> Genotype:
   """docs/design.md's derivation: exits where ``sigmoid(beta) > 0.5`` (or the top-k),
-  argmax op per slot, argmax bit width per group; on a multi-core accelerator a
-  branch runs on another core where its allocation logit is positive.
+  an op per slot, argmax bit width per group; on a multi-core accelerator a branch runs
+  on another core where its allocation logit is positive.
 
   ``temperature``: the search's final op/gate temperature, at which the gate
   probabilities ``sigmoid(beta / T)`` and mixture probabilities recorded in
-  ``Genotype.derivation`` are taken (the rule itself does not depend on it). A
-  gate is *decided* when that probability lies outside ``GATE_DECIDED``.
+  ``Genotype.derivation`` are taken (the gate rule itself does not depend on it). A
+  gate is *decided* when that probability lies outside ``GATE_DECIDED``, a slot when its
+  top op probability reaches ``SLOT_DECIDED``.
   ``thresholds``: the exit thresholds the search ended with (recorded).
+  ``ops``: 'argmax' (the most probable op of every slot) or 'priced' (derive what was
+  priced: a decided slot takes its argmax; an undecided one, which the search priced
+  near its mixture's average, takes the cheapest of its *contenders*, the ops at least
+  half as probable as its top one, by ``path_cost``).
+  ``path_cost``: ``(genotype, j) -> float``, the priced metric of leaving at early exit
+  ``j`` of a genotype (needed by 'priced').
+  ``exits``: 'searched', or 'hand_placed': an exit at every candidate position with the
+  branch ``hand_placed_ops`` (later slots ``identity``) at the widths the search chose
+  for that branch, the backbone at the searched widths (the hand-placed network at the
+  search's bits, a baseline that isolates what the searched exits buy).
   """
+  if ops not in OPS_RULES:
+    raise ValueError(f"unknown derive.ops {ops!r}; use one of {OPS_RULES}")
+  if exits not in EXITS_RULES:
+    raise ValueError(f"unknown derive.exits {exits!r}; use one of {EXITS_RULES}")
+  if ops == "priced" and path_cost is None and exits == "searched":
+    raise ValueError("derive.ops='priced' needs the path costs (path_cost)")
   exit_logits = np.asarray(exit_logits, np.float64)
   if rule == "threshold":
     keep = [i for i, beta in enumerate(exit_logits) if beta > 0]
@@ -121,36 +144,87 @@ def derive_genotype(space: SearchSpace, exit_logits, op_logits, backbone_bit_log
     keep = sorted(np.argsort(-exit_logits)[:top_k].tolist())
   else:
     raise ValueError(f"unknown derive rule {rule!r}; use 'threshold' or 'top_k'")
-  op_idx = np.asarray(op_logits).argmax(-1)
+  op_p = _softmax(np.asarray(op_logits, np.float64).reshape(len(space.branches), space.depth, -1)
+                  if space.branches else np.zeros((0, 0, 1)), temperature)
   bb_idx = np.asarray(backbone_bit_logits).argmax(-1)
-  br_idx = np.asarray(branch_bit_logits).argmax(-1)
+  br_idx = np.asarray(branch_bit_logits).argmax(-1) if space.branches else np.zeros(0, int)
   parallel = (np.zeros(len(space.branches)) if alloc_logits is None
               else np.asarray(alloc_logits)) > 0
-  exits = []
+  backbone_bits = tuple(space.backbone_bits[n][bb_idx[n]] for n in range(space.num_blocks))
+  if exits == "hand_placed":
+    keep = list(range(len(space.branches)))
+  exits_ = []
   for i in keep:
     branch = space.branches[i]
-    ops = tuple(branch.slot_ops[s][op_idx[i, s]] for s in range(branch.depth))
-    exits.append(ExitGene(branch.position, ops, branch.slot_res,
-                          space.branch_bits[i][br_idx[i]], bool(parallel[i])))
-  derivation = _derivation_record(space, exit_logits, op_logits, backbone_bit_logits,
-                                  branch_bit_logits, keep, rule, temperature, thresholds)
-  return Genotype(space.backbone, tuple(exits),
-                  tuple(space.backbone_bits[n][bb_idx[n]] for n in range(space.num_blocks)),
-                  space.edge_bits, derivation=derivation)
+    if exits == "hand_placed":
+      if len(hand_placed_ops) > branch.depth:
+        raise ValueError(f"{len(hand_placed_ops)} hand-placed ops for {branch.depth} branch slots")
+      chosen = tuple(hand_placed_ops) + ("identity",) * (branch.depth - len(hand_placed_ops))
+    else:
+      chosen = tuple(branch.slot_ops[s][int(op_p[i, s].argmax())] for s in range(branch.depth))
+    exits_.append(ExitGene(branch.position, chosen, branch.slot_res,
+                           space.branch_bits[i][br_idx[i]], bool(parallel[i])))
+  genotype = Genotype(space.backbone, tuple(exits_), backbone_bits, space.edge_bits)
+  choices = {}
+  if ops == "priced" and exits == "searched":
+    genotype, choices = _price_undecided_slots(space, genotype, keep, op_p, path_cost)
+  derivation = _derivation_record(space, exit_logits, op_p, backbone_bit_logits,
+                                  branch_bit_logits, keep, rule, temperature, thresholds,
+                                  ops if exits == "searched" else "hand_placed", choices)
+  return dataclasses.replace(genotype, derivation=derivation)
 
 
-def _derivation_record(space, exit_logits, op_logits, backbone_bit_logits, branch_bit_logits,
-                       keep, rule, temperature, thresholds) -> dict:
+def _price_undecided_slots(space, genotype: Genotype, keep, op_p, path_cost):
+  """Each undecided slot of a kept exit takes the cheapest contender, slot by slot in
+  order (later slots are priced with the earlier ones already chosen)."""
+  choices = {}
+  for j, i in enumerate(keep):
+    branch = space.branches[i]
+    for s in range(branch.depth):
+      probs = op_p[i, s]
+      if probs.max() >= SLOT_DECIDED:
+        continue
+      contenders = [k for k in range(len(probs)) if probs[k] >= 0.5 * probs.max()]
+      priced = {}
+      for k in contenders:
+        ops = list(genotype.exits[j].ops)
+        ops[s] = branch.slot_ops[s][k]
+        gene = dataclasses.replace(genotype.exits[j], ops=tuple(ops))
+        trial = dataclasses.replace(genotype, exits=genotype.exits[:j] + (gene,) + genotype.exits[j + 1:])
+        priced[k] = float(path_cost(trial, j))
+      best = min(priced, key=lambda k: (priced[k], -probs[k]))
+      gene = genotype.exits[j]
+      ops = list(gene.ops)
+      ops[s] = branch.slot_ops[s][best]
+      genotype = dataclasses.replace(genotype, exits=genotype.exits[:j] + (
+          dataclasses.replace(gene, ops=tuple(ops)),) + genotype.exits[j + 1:])
+      choices[(i, s)] = dict(contenders=[branch.slot_ops[s][k] for k in contenders],
+                             path_costs=[priced[k] for k in contenders],
+                             chosen=branch.slot_ops[s][best])
+  return genotype, choices
+
+
+def _derivation_record(space, exit_logits, op_p, backbone_bit_logits, branch_bit_logits,
+                       keep, rule, temperature, thresholds, ops_rule, choices) -> dict:
   """Why each choice was made, with its margin (JSON-ready)."""
   gates = 1.0 / (1.0 + np.exp(-exit_logits / temperature))
   low, high = GATE_DECIDED
-  op_p = _softmax(op_logits, temperature)
+  branch_bit_p = _softmax(branch_bit_logits, temperature) if space.branches else np.zeros((0, 1))
+  backbone_bit_p = _softmax(backbone_bit_logits, temperature)
   exits = []
   for i, branch in enumerate(space.branches):
     kept = i in keep
     decided = bool(gates[i] < low or gates[i] > high)
     why = (f"gate {gates[i]:.3f} {'>' if kept else '<='} 0.5" if rule == "threshold"
            else f"{'in' if kept else 'not in'} the top {len(keep)} gates")
+    slots = []
+    for s in range(branch.depth):
+      top = float(op_p[i, s].max())
+      slot = dict(top_op=branch.slot_ops[s][int(op_p[i, s].argmax())],
+                  top_prob=round(top, 6), decided=top >= SLOT_DECIDED)
+      if (i, s) in choices:
+        slot["priced"] = choices[(i, s)]
+      slots.append(slot)
     exits.append(dict(
         position=branch.position, beta=round(float(exit_logits[i]), 6),
         gate=round(float(gates[i]), 6), kept=kept, decided=decided,
@@ -158,8 +232,13 @@ def _derivation_record(space, exit_logits, op_logits, backbone_bit_logits, branc
         reason=why + ("" if decided else f" (undecided: inside {list(GATE_DECIDED)})"),
         threshold=None if thresholds is None else round(float(np.asarray(thresholds)[i]), 6),
         op_probs=[[round(float(p), 6) for p in row] for row in op_p[i]],
-        bit_probs=[round(float(p), 6) for p in _softmax(branch_bit_logits, temperature)[i]]))
-  return dict(rule=rule, temperature=float(temperature), gate_band=list(GATE_DECIDED),
-              all_gates_decided=all(e["decided"] for e in exits), exits=exits,
-              backbone_bit_probs=[[round(float(p), 6) for p in row]
-                                  for row in _softmax(backbone_bit_logits, temperature)])
+        slots=slots, slots_decided=all(x["decided"] for x in slots),
+        bit_probs=[round(float(p), 6) for p in branch_bit_p[i]]))
+  kept_slots = [x for e in exits if e["kept"] for x in e["slots"]]
+  return dict(rule=rule, ops=ops_rule, temperature=float(temperature),
+              gate_band=list(GATE_DECIDED), slot_decided_at=SLOT_DECIDED,
+              all_gates_decided=all(e["decided"] for e in exits),
+              undecided_slots=sum(not x["decided"] for x in kept_slots),
+              all_bits_decided=bool(np.all(backbone_bit_p.max(-1) >= SLOT_DECIDED)),
+              exits=exits,
+              backbone_bit_probs=[[round(float(p), 6) for p in row] for row in backbone_bit_p])

@@ -36,7 +36,8 @@ def _zero_pad_back(supernet: Supernet, derived: Supernet, genotype: Genotype) ->
     spec = supernet.space.branches[i]
     pairs = [(supernet.branches[i].slots[s][spec.slot_ops[s].index(op)],
               derived.branches[j].slots[s][0]) for s, op in enumerate(gene.ops)]
-    pairs.append((supernet.branches[i].classifier, derived.branches[j].classifier))
+    (width, classifier), = derived.branches[j].classifiers().items()
+    pairs.append((supernet.branches[i].classifiers()[width], classifier))
     for src, dst in pairs:
       padded = jax.tree.map(
           lambda big, small: jnp.zeros_like(big).at[tuple(slice(0, n) for n in small.shape)]
