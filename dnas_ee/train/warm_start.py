@@ -54,7 +54,10 @@ class TrainedBackbone:
     for part in BACKBONE_PARTS:
       target = nnx.state(getattr(model, part))
       check_same_arrays(self.parts[part], target, part, self.source)
-      nnx.update(getattr(model, part), self.parts[part])
+      # Copies: a jitted step donates its state, which would delete the backbone's own
+      # arrays for the next network started from it.
+      nnx.update(getattr(model, part),
+                 jax.tree.map(lambda x: jax.numpy.array(x, copy=True), self.parts[part]))
 
 
 def _flat(state) -> dict:

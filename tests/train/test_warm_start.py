@@ -200,3 +200,21 @@ def test_scoring_on_the_cache_gives_the_static_accuracy_without_exits(static_run
   assert acc[0] == pytest.approx(static_acc, abs=1e-6)
   assert cost[0] == pytest.approx(1.0, rel=1e-5)   # the static network at its own bits
   assert 0.0 <= acc[1] <= 1.0 and np.isfinite(cost[1])
+
+
+def test_frozen_hand_placed_trains_its_branches_and_keeps_the_backbone(static_run, tmp_path,
+                                                                      feature_cache_dir):
+  """A frozen run whose network has exits: its branches train on the cache, its static
+  network is the backbone (started from the same trained arrays after a donated training)."""
+  workdir = tmp_path / "H"
+  assert main(["run", "--config", "experiments/configs/digits.py", "--workdir", str(workdir),
+               "--no-progress", *tiny_overrides(), f"--config.init.backbone='{static_run}'",
+               "--config.search.backbone='frozen'", "--config.method.name='hand_placed'",
+               "--config.calibrate.mode='none'"]) == 0
+  summary = json.loads((workdir / "summary.json").read_text())
+  static = json.loads((static_run / "summary.json").read_text())
+  assert len(summary["genotype"]["exits"]) == 2
+  assert summary["static"]["accuracy"] == static["static"]["accuracy"]
+  assert summary["early_exit"]["final_exit_accuracy"] == static["static"]["accuracy"]
+  log = [json.loads(l) for l in (workdir / "retrain_early_exit_metrics.jsonl").read_text().splitlines()]
+  assert log[-1]["step"] == 24 and all(0.0 <= a <= 1.0 for a in log[-1]["exit_accuracy"])
