@@ -1,7 +1,8 @@
 """The costs of a derived early-exit network: per exit, under pruning, on several cores.
 
-The one home of these costs (the search's relaxed costs are in ``expected.py``;
-``discrete.py`` is an independent walker kept as the tests' oracle):
+The one home of these costs (the search's relaxed costs are in ``expected.py`` and
+``search_cost.py``; the tests check both against their own oracle, written from
+docs/design.md's definition in ``tests/support/oracle.py``):
 
 - ``unit_costs``: each backbone block's and each exit branch's own cost;
 - ``exit_costs``: ``[E, M]`` cost of a sample that leaves at exit ``j`` with every
