@@ -29,9 +29,10 @@ from dnas_ee.data.shapes import dataset_shape
 from dnas_ee.methods import evolution
 from dnas_ee.methods.encoding import decode, encoding_bounds, one_hot_arch
 from dnas_ee.methods.scoring import GenotypeScorer
-from dnas_ee.space.genotype import ExitGene, Genotype, derive_genotype
+from dnas_ee.space.genotype import ExitGene, Genotype
 from dnas_ee.space.ops import parse_op
 from dnas_ee.train import build
+from dnas_ee.train.derivation import derive_searched
 from dnas_ee.train.loop import is_primary
 from dnas_ee.train.setup import SCORED_METHODS as SCORED, load_search_state
 
@@ -116,11 +117,7 @@ def _derived_genotype(config, workdir: Path) -> Genotype:
   space = build.build_space(config, data_shape, num_classes)
   final_temperature = build.schedule_from(config.search.op_temperature,
                                           config.search.steps)(config.search.steps)
-  return derive_genotype(space, arch["exit_logits"], arch["op_logits"],
-                         arch["backbone_bit_logits"], arch["branch_bit_logits"],
-                         alloc_logits=arch.get("alloc_logits"), rule=config.derive.rule,
-                         top_k=config.derive.top_k, thresholds=arch.get("exit_thresholds"),
-                         temperature=float(final_temperature))
+  return derive_searched(config, workdir, space, arch, float(final_temperature))
 
 
 def _scored_genotype(config, workdir: Path) -> Genotype:

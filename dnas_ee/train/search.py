@@ -104,8 +104,11 @@ def batch_loss(setup: SearchSetup, ctx: CostContext, params, arch, stats, images
   """Loss on one batch in training mode; returns (loss, (new BatchNorm stats, metrics)).
 
   ``phase``: 'arch' or 'weights' (``dnas_ee.train.objective.search_objective``). In
-  ``mixture_mode='sampled'`` the forward pass runs one sampled path while the
-  expected cost stays the exact expectation over the probabilities.
+  ``mixture_mode='sampled'`` the forward pass quantizes every layer at one sampled width
+  (``sampled_architecture``: branch ops and gates stay relaxed) and the cost is taken at
+  the same sample: one straight-through estimator for the task and the cost, so lambda
+  means what it means in the softmax mode. The logged decisions are the noiseless
+  distributions (no Gumbel noise).
   """
   model = nnx.merge(setup.graphdef, params, arch, stats, copy=True)
   relax = relaxation_at(setup, step)
@@ -118,10 +121,12 @@ def batch_loss(setup: SearchSetup, ctx: CostContext, params, arch, stats, images
   logits = frozen_forward(model, images, forward) if setup.frozen_backbone else model(
       images, forward, train=True)
   loss, metrics = search_objective(setup.objective, ctx, logits, labels, forward, relax, step,
-                                   phase=phase, cost_arch=probs)
+                                   phase=phase)
   if phase == "arch":   # the trajectory of every decision (search_metrics.jsonl)
-    metrics = dict(metrics, gates=probs.gates, thresholds=probs.thresholds, op_probs=probs.ops,
-                   backbone_bit_probs=probs.backbone_bits, branch_bit_probs=probs.branch_bits)
+    shown = relaxed_architecture(model, dataclasses.replace(
+        relax, mixture_mode="softmax", gate_mode="sigmoid")) if needs_rng else probs
+    metrics = dict(metrics, gates=shown.gates, thresholds=shown.thresholds, op_probs=shown.ops,
+                   backbone_bit_probs=shown.backbone_bits, branch_bit_probs=shown.branch_bits)
   return loss, (nnx.state(model, nnx.BatchStat), metrics)
 
 
