@@ -273,6 +273,8 @@ def run_on_ray(members, workdir, shared_dir, stages, *, address=None,
       the other members ran to the end).
   """
   ray = import_ray()
+  if not members:   # every member finished: no cluster needed
+    return
   workdir, shared_dir = Path(workdir).absolute(), Path(shared_dir).absolute()
   started = not ray.is_initialized()
   if started:
