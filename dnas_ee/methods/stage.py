@@ -127,15 +127,15 @@ def _scored_genotype(config, workdir: Path) -> Genotype:
   space, m = run.space, config.method
   multicore = build.multicore_accelerator(config) is not None
   # Candidates leave at the search thresholds (not the thresholds a dnas search learns).
+  ctx = dataclasses.replace(run.ctx, thresholds=jnp.full(
+      (len(space.branches),), config.exits.search_threshold, jnp.float32))
+  n = m.score_samples or len(run.data.val.labels)
   if run.cache is not None:   # a frozen backbone: candidates are scored on cached features
     val = run.cache.val
     images = (tuple(np.asarray(f[:n], np.float32) for f in val.features),
               np.asarray(val.logits[:n], np.float32))
   else:
     images = run.data.val.images[:n]
-  ctx = dataclasses.replace(run.ctx, thresholds=jnp.full(
-      (len(space.branches),), config.exits.search_threshold, jnp.float32))
-  n = m.score_samples or len(run.data.val.labels)
   scorer = GenotypeScorer(weights, lambda x: one_hot_arch(space, decode(space, x, multicore)),
                           images, run.data.val.labels[:n], run.setup.objective,
                           ctx, batch=min(m.population, m.evaluations))

@@ -182,13 +182,13 @@ def search_step(state: SearchState, train_batch, val_batch, ctx: CostContext, *,
                    exit_accuracy=w_metrics["exit_accuracy"])
 
   updates, w_opt = setup.w_tx.update(g_params, state.w_opt, state.params)
+  if setup.frozen_backbone:
+    updates = zero_backbone(updates)
   params = optax.apply_updates(state.params, updates)
   finite = (jnp.isfinite(w_loss) & jnp.isfinite(a_loss) & jnp.isfinite(optax.tree.norm(params))
             & jnp.isfinite(optax.tree.norm(arch)))
   ok = finite & (state.nonfinite_step < 0)
   keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
-  if setup.frozen_backbone:
-    updates = zero_backbone(updates)
   new_state = SearchState(
       step=step + 1, params=keep(params, state.params), arch=keep(arch, state.arch),
       stats=keep(stats, state.stats), w_opt=keep(w_opt, state.w_opt), a_opt=keep(a_opt, state.a_opt),
