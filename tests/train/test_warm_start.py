@@ -138,14 +138,19 @@ def test_feature_cache_is_reused_and_invalidated(static_run, feature_cache_dir):
   assert len(messages) == 3
 
 
-def test_frozen_run_keeps_the_static_final_exit(static_run, tmp_path, feature_cache_dir):
-  workdir = tmp_path / "D"
+def _frozen_run(static_run, workdir, *overrides):
+  """(summary of a frozen run from ``static_run``'s backbone, the static run's summary)."""
   assert main(["run", "--config", "experiments/configs/digits.py", "--workdir", str(workdir),
                "--no-progress", *tiny_overrides(), f"--config.init.backbone='{static_run}'",
-               "--config.search.backbone='frozen'", "--config.loss.lam.end=0.0",
-               "--config.calibrate.mode='none'"]) == 0
-  summary = json.loads((workdir / "summary.json").read_text())
-  static = json.loads((static_run / "summary.json").read_text())
+               "--config.search.backbone='frozen'", "--config.calibrate.mode='none'",
+               *overrides]) == 0
+  return (json.loads((workdir / "summary.json").read_text()),
+          json.loads((static_run / "summary.json").read_text()))
+
+
+def test_frozen_run_keeps_the_static_final_exit(static_run, tmp_path, feature_cache_dir):
+  workdir = tmp_path / "D"
+  summary, static = _frozen_run(static_run, workdir, "--config.loss.lam.end=0.0")
   # The frozen network's static reference is the trained backbone, unchanged.
   assert summary["static"]["accuracy"] == static["static"]["accuracy"]
   from dnas_ee.data import load_dataset
@@ -207,12 +212,7 @@ def test_frozen_hand_placed_trains_its_branches_and_keeps_the_backbone(static_ru
   """A frozen run whose network has exits: its branches train on the cache, its static
   network is the backbone (started from the same trained arrays after a donated training)."""
   workdir = tmp_path / "H"
-  assert main(["run", "--config", "experiments/configs/digits.py", "--workdir", str(workdir),
-               "--no-progress", *tiny_overrides(), f"--config.init.backbone='{static_run}'",
-               "--config.search.backbone='frozen'", "--config.method.name='hand_placed'",
-               "--config.calibrate.mode='none'"]) == 0
-  summary = json.loads((workdir / "summary.json").read_text())
-  static = json.loads((static_run / "summary.json").read_text())
+  summary, static = _frozen_run(static_run, workdir, "--config.method.name='hand_placed'")
   assert len(summary["genotype"]["exits"]) == 2
   assert summary["static"]["accuracy"] == static["static"]["accuracy"]
   assert summary["early_exit"]["final_exit_accuracy"] == static["static"]["accuracy"]
