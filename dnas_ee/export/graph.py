@@ -18,7 +18,10 @@ This module turns the network into that form, framework-free:
 * Every other tensor (a block's output, a residual sum, a pooled vector, the logits)
   is float in the fake-quantized network but int8 in the runtime: its range is
   calibrated (``observe``) on the calibration split. These are the places where the
-  integer network can differ: a quantizer fed by such a tensor rounds twice.
+  integer network can differ: a quantizer fed by such a tensor rounds twice. The
+  second rounding is made exact where it can be (``int8_range``): the tensor's step
+  is chosen so that its first consumer quantizer's step is an odd multiple of it,
+  and then every int8 value lies strictly inside one cell of the coarser grid.
 
 The forward pass is written once (``forward_segment``) over a small backend of ops,
 so the same code calibrates the ranges in JAX and builds the TensorFlow graph the
@@ -77,6 +80,32 @@ def quant_spec(clip_param: float, bits: int, signed: bool) -> QuantSpec:
                    clip)
 
 
+def carrier_range(q: QuantSpec) -> tuple[float, float]:
+  """The real range of a quantizer's int8 carrier: scale ``q.scale``, zero point
+  ``q.zero_point``."""
+  return (-128 - q.zero_point) * q.scale, (127 - q.zero_point) * q.scale
+
+
+def int8_range(lo: float, hi: float, consumer_step: float | None = None) -> tuple[float, float]:
+  """The int8 range ``(min, max)`` of a calibrated tensor.
+
+  The range holds 0 on its grid (zero padding and ReLU need an exact zero): the
+  zero point is an integer. With ``consumer_step`` (the step of the quantizer that
+  reads the tensor), the step is ``consumer_step / k`` for the largest odd ``k`` that
+  still covers ``[lo, hi]``: the consumer's cell edges then fall halfway between int8
+  levels, so requantizing the int8 tensor rounds exactly as the float one would.
+  """
+  lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+  step = max(hi - lo, 1e-6) / 255
+  if consumer_step is not None and consumer_step >= step:
+    k = int(consumer_step / step)
+    k -= 1 - k % 2                  # odd: an even k puts cell edges on int8 levels
+    step = consumer_step / k
+  # Zero on the grid: an integer zero point, the negative part rounded up to whole steps.
+  below = min(int(np.ceil(-lo / step - 1e-9)), 255)
+  return -below * step, (255 - below) * step
+
+
 @dataclasses.dataclass(frozen=True)
 class FoldedConv:
   """A convolution (or dense layer) with BatchNorm folded in and integer weights.
@@ -100,6 +129,23 @@ class FoldedConv:
   @property
   def weights(self) -> np.ndarray:
     return (self.q.astype(np.float64) * self.scale).astype(np.float32)
+
+  @property
+  def carrier_multiplier(self) -> int:
+    """``m``: the int8 carrier stores ``q * m`` at scale ``scale / m``, the same weights.
+
+    The runtime adds the bias on the accumulator's grid ``s_in * s_w``: at 2 bits with
+    a coarse input step that grid is a sizable fraction of the output step, so the
+    rounded bias alone would move outputs across rounding edges. ``m`` makes the grid
+    ``m`` times finer (127 at 2 bits) and keeps the ``2^b - 1`` levels per channel.
+    """
+    return max(127 // max(int(np.abs(self.q).max()), 1), 1)
+
+  @property
+  def int8_weights(self) -> tuple[np.ndarray, np.ndarray]:
+    """``(q * m, scale / m)``: the weights as the runtime stores them."""
+    m = self.carrier_multiplier
+    return (self.q.astype(np.int32) * m).astype(np.int8), self.scale / m
 
 
 def _value(v) -> np.ndarray:
@@ -187,6 +233,8 @@ def _branch(ops, x, branch, spec, num_classes: int, act: str, bits: int, key: st
         # The depthwise accumulator goes straight into the pointwise input quantizer.
         dw = conv_layer(ops, None, fold_conv(op.depthwise, None, bits), quantized_input=xq)
         y = conv_layer(ops, dw, fold_conv(op.pointwise, op.bn, bits), act)
+      # Resized, padded or averaged before the next quantizer: an int8 tensor of its own.
+      y = ops.observe(y, f"{key}/slot{slot}")
     if slot + 1 == spec.depth:
       y = ops.mean(y)   # straight into the classifier's input quantizer
     else:
@@ -295,14 +343,23 @@ class JaxOps:
 
   Attributes:
     ranges: key -> (min, max) over every batch run so far (``calibrating``).
+    consumers: key -> steps of the quantizers that read the observed tensor directly,
+      in the order the forward pass reads it.
   """
 
   def __init__(self, calibrating: bool = False):
     self.calibrating = calibrating
     self.ranges: dict[str, tuple[float, float]] = {}
+    self.consumers: dict[str, list[float]] = {}
+    self._observed: dict[int, tuple[str, Any]] = {}   # id -> (key, tensor): who feeds a quantizer
 
   def quantize(self, x, q: QuantSpec):
     import jax.numpy as jnp
+    hit = self._observed.get(id(x))
+    if self.calibrating and hit is not None and hit[1] is x:
+      steps = self.consumers.setdefault(hit[0], [])
+      if q.scale not in steps:
+        steps.append(q.scale)
     clipped = jnp.clip(x, q.lo, q.hi)
     return jnp.round(clipped / np.float32(q.scale)) * np.float32(q.scale)
 
@@ -344,18 +401,53 @@ class JaxOps:
       lo, hi = float(x.min()), float(x.max())
       old = self.ranges.get(key)
       self.ranges[key] = (lo, hi) if old is None else (min(old[0], lo), max(old[1], hi))
+      self._observed[id(x)] = (key, x)
     return x
 
 
-def calibrate_ranges(model, plans, images, batch_size: int = 256) -> dict:
-  """Range of every observed tensor of every segment over ``images`` (the calibration split)."""
+class Int8Ops(JaxOps):
+  """``JaxOps`` with every observed tensor rounded to its int8 grid (``ranges``: the
+  exported ``(min, max)``): the integer network's arithmetic, simulated in float."""
+
+  def __init__(self, ranges: dict):
+    super().__init__()
+    self.int8_ranges = ranges
+
+  def observe(self, x, key):
+    import jax.numpy as jnp
+    lo, hi = self.int8_ranges[key]
+    step = np.float32((hi - lo) / 255)
+    return jnp.clip(jnp.round(x / step), round(lo / step), round(hi / step)) * step
+
+
+def calibrate(model, plans, images, batch_size: int = 256) -> tuple[dict, dict]:
+  """``(ranges, consumers)`` of every observed tensor of every segment over ``images``
+  (the calibration split): its (min, max) and the steps of the quantizers reading it."""
   ops = JaxOps(calibrating=True)
   for start in range(0, len(images), batch_size):
     x = np.asarray(images[start:start + batch_size], np.float32)
     for plan in plans:
       features, _ = forward_segment(ops, model, plan, x)
       x = features
-  return ops.ranges
+    ops._observed.clear()
+  return ops.ranges, ops.consumers
+
+
+def export_ranges(ranges: dict, consumers: dict) -> dict:
+  """key -> the int8 ``(min, max)`` the export gives each observed tensor (``int8_range``,
+  exact for the first quantizer that reads it)."""
+  return {k: int8_range(lo, hi, (consumers.get(k) or [None])[0]) for k, (lo, hi) in ranges.items()}
+
+
+def int8_logits(model, plans, ranges, images) -> list[np.ndarray]:
+  """Per segment ``[n, K]`` logits of the integer network simulated in float
+  (``Int8Ops``; ``ranges`` from ``export_ranges``)."""
+  ops = Int8Ops(ranges)
+  outs, x = [], np.asarray(images, np.float32)
+  for plan in plans:
+    x, logits = forward_segment(ops, model, plan, x)
+    outs.append(np.asarray(logits))
+  return outs
 
 
 def reference_logits(model, plans, images) -> list[np.ndarray]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from dnas_ee.export.extra import require_extra
-from dnas_ee.export.graph import FoldedConv, QuantSpec, forward_segment
+from dnas_ee.export.graph import FoldedConv, QuantSpec, carrier_range, forward_segment
 
 tf = require_extra("tensorflow")
 
@@ -33,39 +33,70 @@ def _fq(x, lo: float, hi: float, narrow: bool = False):
                                                       num_bits=8, narrow_range=narrow)
 
 
-def observed_range(lo: float, hi: float) -> tuple[float, float]:
-  """The int8 range of a calibrated tensor: [min, max] widened to hold 0 (zero padding
-  and ReLU need an exact zero), never empty."""
-  lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
-  if hi - lo < 1e-6:
-    hi = lo + 1e-6
-  return lo, hi
-
-
-def quant_range(q: QuantSpec) -> tuple[float, float]:
-  """The int8 carrier's real range of a quantizer: scale ``q.scale``, zero point ``q.zero_point``."""
-  return (-128 - q.zero_point) * q.scale, (127 - q.zero_point) * q.scale
-
-
 class TfOps:
-  """``graph.forward_segment``'s ops in TensorFlow, every tensor annotated for int8."""
+  """``graph.forward_segment``'s ops in TensorFlow, every tensor annotated for int8.
+
+  The converter quantizes an op only where its output is annotated (a ``FakeQuant``
+  right after it): a MINIMUM between an accumulator and its ``FakeQuant`` leaves the
+  accumulator float. So a quantizer annotates its input first, with its own carrier
+  range, and an accumulator (a convolution's, a mean's, an average's) is requantized
+  once, straight to the quantizer's grid. An int8 tensor of another scale is
+  requantized by a 1x1 depthwise convolution of weight 1: XNNPACK rescales a
+  convolution's accumulator in float32, where the QUANTIZE and RELU kernels'
+  fixed-point rescaling of an int8 input rounds twice (``docs/export.md``).
+
+  Attributes:
+    ranges: key -> the int8 ``(min, max)`` of each observed tensor (``graph.export_ranges``).
+  """
 
   def __init__(self, ranges: dict):
     self.ranges = ranges
+    self._annotated: set = set()
+    self._pending: dict = {}      # an average's output -> the range of its input
+
+  def _annotate(self, x, lo: float, hi: float):
+    y = _fq(x, lo, hi)
+    self._annotated.add(y.ref())
+    return y
+
+  def _settle(self, x):
+    """``x`` as an int8 tensor: an average not read by a quantizer keeps its input's grid."""
+    if x.ref() in self._pending:
+      return self._annotate(x, *self._pending[x.ref()])
+    return x
+
+  def _constant_depthwise(self, x, kernel: int, stride: int, weight: float):
+    """A depthwise convolution whose weights are all ``weight`` (int8 127 each)."""
+    c = x.shape[-1]
+    layer = FoldedConv(np.full((kernel, kernel, 1, c), 127, np.int8),
+                       np.full((c,), weight / 127, np.float64), np.zeros((c,), np.float32),
+                       stride, c, 8, None)
+    return self.conv(x, layer)
+
+  def _requantize(self, x):
+    if len(x.shape) == 4:
+      return self._constant_depthwise(x, 1, 1, 1.0)
+    c = x.shape[-1]
+    return tf.reshape(self._constant_depthwise(tf.reshape(x, (-1, 1, 1, c)), 1, 1, 1.0), (-1, c))
 
   def quantize(self, x, q: QuantSpec):
+    lo, hi = carrier_range(q)
+    if x.ref() in self._annotated:
+      x = self._requantize(x)
+    x = self._annotate(x, lo, hi)
     if q.needs_clamp:
-      # MINIMUM/MAXIMUM keep their input's scale: fed by an accumulator, that scale is
-      # the quantizer's and the bounds (0 or -L and L steps) are integers of it.
-      x = tf.clip_by_value(x, q.lo, q.hi)
-    return _fq(x, *quant_range(q))
+      # MINIMUM/MAXIMUM keep their input's scale, the quantizer's: the bounds (0 or
+      # -L and L steps) are integers of it.
+      x = self._annotate(tf.clip_by_value(x, q.lo, q.hi), lo, hi)
+    return x
 
   def conv(self, x, layer: FoldedConv):
+    x = self._settle(x)
     w = layer.weights
     dense = w.ndim == 2
     if dense:   # as a 1x1 convolution: per-output-channel scales on the kernel's last axis
       w, x = w.reshape((1, 1) + w.shape), tf.reshape(x, (-1, 1, 1, w.shape[0]))
-    scale = layer.scale.astype(np.float32)
+    scale = layer.int8_weights[1].astype(np.float32)
     wq = tf.quantization.fake_quant_with_min_max_vars_per_channel(
         tf.constant(w), -127 * scale, 127 * scale, num_bits=8, narrow_range=True)
     if dense:
@@ -84,24 +115,23 @@ class TfOps:
     return tf.nn.relu6(x) if name == "relu6" else tf.nn.relu(x)
 
   def add(self, a, b):
-    return a + b
+    return self._settle(a) + self._settle(b)
 
   def mean(self, x):
-    return tf.reduce_mean(x, axis=[1, 2])
-
-  def _same_pad(self, x, kernel, stride):
-    pads = []
-    for n in x.shape[1:3]:
-      out = -(-n // stride)
-      total = max((out - 1) * stride + kernel - n, 0)
-      pads.append((total // 2, total - total // 2))
-    return tf.pad(x, [(0, 0), pads[0], pads[1], (0, 0)]) if any(sum(p) for p in pads) else x
+    return tf.reduce_mean(self._settle(x), axis=[1, 2])
 
   def pool(self, x, kind, kernel, stride):
     if kind == "maxpool":     # TF's SAME max pool ignores the padding, as a -inf pad does
-      return tf.nn.max_pool2d(x, kernel, stride, "SAME")
-    # The model's average pool counts the padded zeros: pad explicitly, then VALID.
-    return tf.nn.avg_pool2d(self._same_pad(x, kernel, stride), kernel, stride, "VALID")
+      return tf.nn.max_pool2d(self._settle(x), kernel, stride, "SAME")
+    # The model's average pool counts the padded zeros, as a SAME convolution does: a
+    # depthwise convolution of weights 1/k^2, whose accumulator a quantizer reads exactly.
+    rng = self._pending.get(x.ref())
+    x = self._settle(x)
+    y = self._constant_depthwise(x, kernel, stride, 1.0 / kernel ** 2)
+    if rng is None:
+      rng = _fq_range(x)
+    self._pending[y.ref()] = rng
+    return y
 
   def resize(self, x, res):
     h = x.shape[1]
@@ -110,15 +140,26 @@ class TfOps:
     if h > res:
       f = h // res
       return self.pool(x, "avgpool", f, f)
-    return tf.compat.v1.image.resize_nearest_neighbor(x, (res, res), align_corners=False,
+    return tf.compat.v1.image.resize_nearest_neighbor(self._settle(x), (res, res),
+                                                      align_corners=False,
                                                       half_pixel_centers=False)
 
   def pad_channels(self, x, width):
+    x = self._settle(x)
     extra = width - x.shape[-1]
     return x if extra == 0 else tf.pad(x, [(0, 0)] * (len(x.shape) - 1) + [(0, extra)])
 
   def observe(self, x, key):
-    return _fq(x, *observed_range(*self.ranges[key]))
+    if x.ref() in self._annotated:     # an int8 tensor already (an identity slot's input)
+      return x
+    self._pending.pop(x.ref(), None)
+    return self._annotate(x, *self.ranges[key])
+
+
+def _fq_range(x) -> tuple[float, float]:
+  """The (min, max) of the ``FakeQuant`` that produced ``x``."""
+  op = x.op
+  return float(op.get_attr("min")), float(op.get_attr("max"))
 
 
 def convert_segment(model, plan, ranges: dict, input_shape, input_range) -> bytes:
@@ -127,7 +168,7 @@ def convert_segment(model, plan, ranges: dict, input_shape, input_range) -> byte
   Args:
     model: the derived network module.
     plan: the segment (``executor.SegmentPlan``).
-    ranges: calibrated ranges of the observed tensors (``graph.calibrate_ranges``).
+    ranges: int8 ranges of the observed tensors (``graph.export_ranges``).
     input_shape: ``(H, W, C)`` of the segment's input (image or features).
     input_range: ``(lo, hi)`` real range of the int8 input (the stem quantizer's for
       the image, the previous segment's feature range otherwise).
@@ -137,7 +178,7 @@ def convert_segment(model, plan, ranges: dict, input_shape, input_range) -> byte
   @tf.function(input_signature=[tf.TensorSpec((1,) + tuple(input_shape), tf.float32)],
                autograph=False)
   def segment(x):
-    x = _fq(x, *input_range)
+    x = ops._annotate(x, *input_range)
     features, logits = forward_segment(ops, model, plan, x)
     return {"logits": logits} if features is None else {"features": features, "logits": logits}
 

@@ -67,7 +67,8 @@ def export_network(model, thresholds, measure: str, calib_images, out, *,
   space = model.space
   tau = check_thresholds(thresholds, len(space.branches))
   plans = plan_segments(space, tau)
-  ranges = graph.calibrate_ranges(model, plans, calib_images)
+  calibrated, consumers = graph.calibrate(model, plans, calib_images)
+  ranges = graph.export_ranges(calibrated, consumers)
   spec = space.backbone
   stem_q = graph.quant_spec(float(model.stem.conv.in_quant.clip[...]), space.edge_bits,
                             model.stem.conv.in_quant.signed)
@@ -76,8 +77,8 @@ def export_network(model, thresholds, measure: str, calib_images, out, *,
     shapes.append(x.shape[1:])
     x, _ = graph.forward_segment(graph.JaxOps(), model, plan, x)
   for k, plan in enumerate(plans):
-    in_range = (litert.quant_range(stem_q) if k == 0 else
-                litert.observed_range(*ranges[graph.feature_key(plans[k - 1])]))
+    in_range = (graph.carrier_range(stem_q) if k == 0 else
+                ranges[graph.feature_key(plans[k - 1])])
     flat = litert.convert_segment(model, plan, ranges, shapes[k], in_range)
     (out / f"segment_{k}.tflite").write_bytes(flat)
   manifest = dict(
@@ -91,7 +92,7 @@ def export_network(model, thresholds, measure: str, calib_images, out, *,
       decision="leave at the first exported exit whose confidence(dequantized logits) "
                ">= its threshold; the last segment always answers",
       segments=_segment_entries(model, plans, tau, ranges),
-      calibrated_ranges={k: list(litert.observed_range(*v)) for k, v in ranges.items()},
+      int8_ranges={k: list(v) for k, v in ranges.items()},
       layers=_layer_table(model), weight_bytes=graph.packed_weight_bytes(model),
       bits=dict(backbone=[b[0] for b in space.backbone_bits],
                 exits=[b[0] for b in space.branch_bits], edge=space.edge_bits))
