@@ -34,11 +34,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from dnas_ee.exits.executor import SegmentPlan
 from dnas_ee.models.layers import clip_ratios
+from dnas_ee.quant import quantize_weights
 from dnas_ee.space.ops import parse_op
 
 
@@ -75,7 +77,7 @@ def quant_spec(clip_param: float, bits: int, signed: bool) -> QuantSpec:
   levels = 2 ** (bits - 1) - 1 if signed else 2 ** bits - 1
   if bits > 8:
     raise ValueError(f"a {bits}-bit activation does not fit an int8 carrier")
-  scale = clip / levels
+  scale = float(jnp.float32(clip) / jnp.float32(levels))   # the model's step, as XLA divides
   return QuantSpec(scale, 0 if signed else -128, -clip if signed else 0.0, clip, bits, signed,
                    clip)
 
@@ -157,9 +159,12 @@ def fold_conv(conv, bn, bits: int, in_signed: bool | None = None) -> FoldedConv:
   w = _value(conv.kernel)
   qmax = 2.0 ** (bits - 1) - 1
   max_abs = np.max(np.abs(w), axis=tuple(range(w.ndim - 1)))
-  # The model's quantizer, in float32 as it runs (dnas_ee.quant.fake_quant).
   step = np.maximum(max_abs, 1e-8).astype(np.float32) / np.float32(qmax)
-  q = np.round(np.asarray(w, np.float32) / step).astype(np.int64)
+  # The model's own quantizer, run by JAX: trained 2-bit weights sit on the rounding
+  # edge +-max/2 (to the last bit), where numpy's and XLA's float32 quotients round
+  # to different sides.
+  wq = np.asarray(quantize_weights(jnp.asarray(w, jnp.float32), bits), np.float64)
+  q = np.round(wq / step).astype(np.int64)
   if bn is not None:
     a = _value(bn.scale) / np.sqrt(_value(bn.var) + bn.epsilon)
     bias = _value(bn.bias) - _value(bn.mean) * a
