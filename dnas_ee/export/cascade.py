@@ -34,8 +34,9 @@ class CascadeResult:
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-  """Float to int8 as LiteRT's QUANTIZE does (round half away from zero, then clamp)."""
-  q = np.sign(x / scale) * np.floor(np.abs(x / scale) + 0.5) + zero_point
+  """Float to int8 as the model's input quantizer rounds (float32, half to even), then
+  clamped to the int8 range."""
+  q = np.round(np.asarray(x, np.float32) / np.float32(scale)) + zero_point
   return np.clip(q, -128, 127).astype(np.int8)
 
 

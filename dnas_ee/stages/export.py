@@ -218,7 +218,37 @@ def infer(export_dir, *, images=None, labels=None, latency_samples: int = 200,
     summary["jax_latency"] = _jax_latency(cascade, timed)
   if write:
     (export_dir / "infer.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (export_dir / "infer.md").write_text(infer_table(summary, _run_label(cascade.manifest)))
   return summary
+
+
+def _run_label(manifest: dict) -> str:
+  source = manifest.get("source", {})
+  return f"{source.get('dataset', '?')} ({Path(source.get('workdir', '?')).name})"
+
+
+def _pct(values) -> str:
+  return " ".join(f"{100 * v:.1f}" for v in values)
+
+
+def infer_table(summary: dict, label: str) -> str:
+  """``infer``'s summary as the README's markdown table (agreement, accuracy, exit
+  rates and batch-1 latency, LiteRT beside JAX)."""
+  jax = summary.get("jax", {})
+  jax_latency = (summary.get("jax_latency") or {}).get("median_s")
+  row = [label, str(summary["samples"]),
+         f"{100 * summary['agreement']:.2f}" if "agreement" in summary else "-",
+         f"{100 * summary['exit_agreement']:.2f}" if "exit_agreement" in summary else "-",
+         f"{100 * summary['accuracy']:.2f} / {100 * jax['accuracy']:.2f}"
+         if "accuracy" in jax else f"{100 * summary.get('accuracy', float('nan')):.2f}",
+         f"{_pct(summary['exit_rates'])} / {_pct(jax['exit_rates'])}" if jax else
+         _pct(summary["exit_rates"]),
+         f"{1e6 * summary['latency_s']:.0f} / "
+         f"{'-' if jax_latency is None else f'{1e6 * jax_latency:.0f}'}"]
+  head = ["run", "test images", "agreement (%)", "same exit (%)", "accuracy LiteRT / JAX (%)",
+          "exit rates LiteRT / JAX (%)", "latency batch 1 LiteRT / JAX (us)"]
+  return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+                     "| " + " | ".join(row) + " |"]) + "\n"
 
 
 def _jax_latency(cascade, images) -> dict | None:
