@@ -232,8 +232,9 @@ def main(argv=None) -> int:
   args = _parser().parse_args([a for a in argv if not a.startswith("--config.")])
   from dnas_ee.config import ConfigError
   from dnas_ee.errors import SweepError
-  from dnas_ee.train.compile_cache import enable_compilation_cache
+  from dnas_ee.train.compile_cache import enable_compilation_cache, report_compilations
   enable_compilation_cache()   # ~/.cache/dnas_ee/jax; DNAS_EE_COMPILATION_CACHE=off disables it
+  report_compilations()   # one line per compiled step: a long compile is never silent
   try:
     if args.command in STAGE_COMMANDS:
       config = _config(args, overrides)
