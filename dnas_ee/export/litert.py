@@ -52,18 +52,33 @@ class TfOps:
   def __init__(self, ranges: dict):
     self.ranges = ranges
     self._annotated: set = set()
-    self._pending: dict = {}      # an average's output -> the range of its input
+    # An average (and a max pool of one) is left unannotated until its reader is known:
+    # ref -> (its input's range, build(lo, hi): the tensor with the average on that grid).
+    self._pending: dict = {}
 
   def _annotate(self, x, lo: float, hi: float):
     y = _fq(x, lo, hi)
     self._annotated.add(y.ref())
     return y
 
-  def _settle(self, x):
-    """``x`` as an int8 tensor: an average not read by a quantizer keeps its input's grid."""
-    if x.ref() in self._pending:
-      return self._annotate(x, *self._pending[x.ref()])
-    return x
+  def _settle(self, x, lo: float | None = None, hi: float | None = None):
+    """``x`` as an int8 tensor: a pending average on the grid ``(lo, hi)`` (a quantizer's
+    carrier: one rounding of its accumulator), else on its input's grid."""
+    if x.ref() not in self._pending:
+      return x
+    rng, build = self._pending[x.ref()]
+    return build(*(rng if lo is None else (lo, hi)))
+
+  def _on_grid(self, x, op):
+    """``op(x)`` for an op that keeps its input's grid (max pool, zero padding): on a
+    pending average it stays pending (it commutes with rounding), so that the
+    average is still rounded once, onto its reader's grid."""
+    if x.ref() not in self._pending:
+      return op(x)
+    rng, build = self._pending[x.ref()]
+    y = op(build(*rng))     # a placeholder; the converter drops it when unread
+    self._pending[y.ref()] = (rng, lambda lo, hi: op(build(lo, hi)))
+    return y
 
   def _constant_depthwise(self, x, kernel: int, stride: int, weight: float):
     """A depthwise convolution whose weights are all ``weight`` (int8 127 each)."""
@@ -81,6 +96,7 @@ class TfOps:
 
   def quantize(self, x, q: QuantSpec):
     lo, hi = carrier_range(q)
+    x = self._settle(x, lo, hi)
     if x.ref() in self._annotated and not np.allclose(_fq_range(x), (lo, hi), rtol=1e-6):
       x = self._requantize(x)
     x = self._annotate(x, lo, hi)
@@ -122,15 +138,12 @@ class TfOps:
 
   def pool(self, x, kind, kernel, stride):
     if kind == "maxpool":     # TF's SAME max pool ignores the padding, as a -inf pad does
-      return tf.nn.max_pool2d(self._settle(x), kernel, stride, "SAME")
+      return self._on_grid(x, lambda t: tf.nn.max_pool2d(t, kernel, stride, "SAME"))
     # The model's average pool counts the padded zeros, as a SAME convolution does: a
     # depthwise convolution of weights 1/k^2, whose accumulator a quantizer reads exactly.
-    rng = self._pending.get(x.ref())
     x = self._settle(x)
     y = self._constant_depthwise(x, kernel, stride, 1.0 / kernel ** 2)
-    if rng is None:
-      rng = _fq_range(x)
-    self._pending[y.ref()] = rng
+    self._pending[y.ref()] = (_fq_range(x), lambda lo, hi: self._annotate(y, lo, hi))
     return y
 
   def resize(self, x, res):
@@ -145,20 +158,24 @@ class TfOps:
                                                       half_pixel_centers=False)
 
   def pad_channels(self, x, width):
-    x = self._settle(x)
     extra = width - x.shape[-1]
-    return x if extra == 0 else tf.pad(x, [(0, 0)] * (len(x.shape) - 1) + [(0, extra)])
+    if extra == 0:
+      return x
+    return self._on_grid(x, lambda t: tf.pad(t, [(0, 0)] * (len(t.shape) - 1) + [(0, extra)]))
 
   def observe(self, x, key):
     if x.ref() in self._annotated:     # an int8 tensor already (an identity slot's input)
       return x
-    self._pending.pop(x.ref(), None)
-    return self._annotate(x, *self.ranges[key])
+    lo, hi = self.ranges[key]
+    return self._annotate(self._settle(x, lo, hi), lo, hi)
 
 
 def _fq_range(x) -> tuple[float, float]:
-  """The (min, max) of the ``FakeQuant`` that produced ``x``."""
+  """The (min, max) of the ``FakeQuant`` that gave ``x`` its grid (through the ops that
+  keep their input's grid: max pool, padding, reshape)."""
   op = x.op
+  while op.type != "FakeQuantWithMinMaxArgs":
+    op = op.inputs[0].op
   return float(op.get_attr("min")), float(op.get_attr("max"))
 
 

@@ -34,14 +34,16 @@ def _segment_entries(model, plans, thresholds, ranges) -> list[dict]:
 
 def _layer_table(model) -> list[dict]:
   rows = []
-  for name, layer, _, bits in graph.weight_layers(model):
+  for name, layer, bn, bits in graph.weight_layers(model):
     q = getattr(layer, "in_quant", None)
     act = None
     if q is not None:
       spec = graph.quant_spec(float(q.clip[...]), bits, q.signed)
       act = dict(bits=bits, signed=spec.signed, clip=spec.clip, scale=spec.scale)
+    # The int8 weights are the b-bit integers times this (graph.FoldedConv.carrier_multiplier).
+    multiplier = graph.fold_conv(layer, bn, bits).carrier_multiplier
     rows.append(dict(name=name, weight_bits=bits, shape=list(layer.kernel[...].shape),
-                     input_quantizer=act))
+                     int8_weight_multiplier=multiplier, input_quantizer=act))
   return rows
 
 
@@ -86,7 +88,8 @@ def export_network(model, thresholds, measure: str, calib_images, out, *,
       input=dict(shape=list(spec.image_shape), dtype="int8", scale=stem_q.scale,
                  zero_point=stem_q.zero_point,
                  note="normalize the image ((x - mean) / std in [0, 1] pixel units), then "
-                      "quantize: q = clamp(round(x / scale) + zero_point, -128, 127)"),
+                      "quantize: q = clamp(round(x / scale) + zero_point, -128, 127), in "
+                      "float32, ties to even"),
       num_classes=int(spec.num_classes), confidence=measure,
       thresholds=[None if t == np.inf else float(t) for t in tau[:len(space.branches)]],
       decision="leave at the first exported exit whose confidence(dequantized logits) "
