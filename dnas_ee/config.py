@@ -53,11 +53,15 @@ def base_config() -> ml_collections.ConfigDict:
       a_lr=3e-3, a_b1=0.5, a_b2=0.999, a_weight_decay=1e-3, gate_lr_scale=1.0,
       op_temperature=schedule("exponential", 1.0, 0.2), mixture_mode="softmax", gate_mode="sigmoid",
       log_every=25, checkpoint_every=100, keep_checkpoints=2,
-      backbone="train", feature_copies=2)
+      backbone="train", feature_copies=2, schedule="joint")
   # search.backbone: 'train' (the joint search: backbone weights and bits searched and
   # trained) or 'frozen' (backbone weights and bits fixed at init.backbone's; only exits,
   # branch ops, branch bits and thresholds are searched, on cached backbone features:
   # feature_copies augmented copies of the training split, dnas_ee.train.feature_cache).
+  # search.schedule: 'joint' (exits and bits in one search), 'exits_then_bits' (exits at the
+  # backbone's bits, then its bits with those exits pinned) or 'bits_then_exits' (the
+  # backbone's bits with no exit, then exits at those bits): each stage runs search.steps
+  # (halve them for a joint search's budget); dnas_ee.stages.search.
   # init.backbone: a run dir holding a trained static network (e.g. a method.name=static
   # run); the supernet and every retrained network start from its stem, blocks and head.
   c.init = dict(backbone="")
@@ -93,8 +97,10 @@ def base_config() -> ml_collections.ConfigDict:
   # 'hand_placed', 'random', 'evolutionary'. random/evolutionary score candidates with a
   # supernet trained by the search stage, its architecture frozen at the uniform init
   # ('uniform') or learned as in dnas ('dnas'); both pick by loss.target.
+  # validity_candidates: K of their scored candidates fine-tuned like the picked one, for
+  # the supernet's ranking against fine-tuning (Kendall tau, dnas_ee.stages.validity).
   c.method = dict(name="dnas", supernet="uniform", branch_ops=("conv3_s2_x1",), bits=0,
-                  evaluations=200, population=20, score_samples=0)
+                  evaluations=200, population=20, score_samples=0, validity_candidates=0)
   c.lock()
   return c
 

@@ -21,6 +21,7 @@ from dnas_ee.stages.inherited import evaluate_inherited
 from dnas_ee.stages.retrain import retrain
 from dnas_ee.stages.run_dir import NETWORKS, exit_logits, exit_table, load_run_config, load_trained
 from dnas_ee.stages.search import search, search_stage
+from dnas_ee.stages.validity import one_shot_validity
 from dnas_ee.train.build import network_exit_costs
 from dnas_ee.train.setup import SearchRun, prepare_search, search_batches
 
@@ -57,6 +58,7 @@ def run(config, workdir, *, progress: bool = True, stages=STAGES,
     elif stage == "calibrate":
       calibrate(config, workdir)
     elif stage == "evaluate":
+      one_shot_validity(config, workdir, progress=progress)   # the report shows it
       summary = evaluate(config, workdir)
     else:
       summary = evaluate_inherited(config, workdir)

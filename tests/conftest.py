@@ -37,3 +37,21 @@ def tiny_config():
   config = load_config_file(ROOT / "experiments" / "configs" / "digits.py")
   apply_overrides(config, tiny_overrides())
   return config
+
+
+@pytest.fixture(scope="module")
+def static_run(tmp_path_factory):
+  """A trained static network (the tiny digits run, ``method.name=static``): the
+  ``init.backbone`` of the trained-backbone tests."""
+  from dnas_ee.cli import main
+  workdir = tmp_path_factory.mktemp("static") / "S"
+  assert main(["run", "--config", "experiments/configs/digits.py", "--workdir", str(workdir),
+               "--no-progress", "--config.method.name='static'", *tiny_overrides()]) == 0
+  return workdir
+
+
+@pytest.fixture
+def feature_cache_dir(tmp_path, monkeypatch):
+  """A private feature cache (``DNAS_EE_FEATURE_CACHE``) for a frozen-backbone test."""
+  monkeypatch.setenv("DNAS_EE_FEATURE_CACHE", str(tmp_path / "features"))
+  return tmp_path / "features"

@@ -93,7 +93,7 @@ def select_genotype(config, workdir) -> Genotype:
   workdir = Path(workdir)
   name = config.method.name
   if name == "dnas":
-    genotype = _derived_genotype(config, workdir)
+    genotype = derive_searched_run(config, workdir)
   elif name in SCORED and (workdir / RESULT_FILE).exists():
     record = json.loads((workdir / RESULT_FILE).read_text())
     genotype = Genotype.from_json(record["front"][record["picked"]]["genotype"])
@@ -107,8 +107,9 @@ def select_genotype(config, workdir) -> Genotype:
   return genotype
 
 
-def _derived_genotype(config, workdir: Path) -> Genotype:
+def derive_searched_run(config, workdir) -> Genotype:
   """``dnas``: the discrete genotype of the learned architecture (``search_arch.json``)."""
+  workdir = Path(workdir)
   arch_path = workdir / "search_arch.json"
   if not arch_path.exists():
     raise FileNotFoundError(f"{arch_path} is missing: run `dnas-ee search` on this work dir first")
@@ -118,6 +119,14 @@ def _derived_genotype(config, workdir: Path) -> Genotype:
   final_temperature = build.schedule_from(config.search.op_temperature,
                                           config.search.steps)(config.search.steps)
   return derive_searched(config, workdir, space, arch, float(final_temperature))
+
+
+def validity_sample(config, count: int) -> list[int]:
+  """Which of ``count`` distinct scored candidates the one-shot validity check fine-tunes
+  (``method.validity_candidates`` of them): a seeded sample of all, not of the front."""
+  k = min(int(config.method.validity_candidates), count)
+  rng = np.random.default_rng(int(config.seed) + 7919)
+  return sorted(rng.choice(count, size=k, replace=False).tolist())
 
 
 def _scored_genotype(config, workdir: Path) -> Genotype:
@@ -157,5 +166,10 @@ def _scored_genotype(config, workdir: Path) -> Genotype:
                 select_s=round(time.time() - t0, 3),
                 front=[dict(encoding=x[i].tolist(), accuracy=float(acc[i]), cost=float(cost[i]),
                             genotype=genotypes[i].to_json()) for i in front])
+  if m.validity_candidates > 0:   # fine-tuned later (dnas_ee.stages.validity)
+    record["validity_sample"] = [
+        dict(accuracy=float(acc[unique[i]]), cost=float(cost[unique[i]]),
+             genotype=genotypes[unique[i]].to_json())
+        for i in validity_sample(config, len(unique))]
   (workdir / RESULT_FILE).write_text(json.dumps(record, indent=1))
   return genotypes[front[chosen]]

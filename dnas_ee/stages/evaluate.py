@@ -44,6 +44,7 @@ from dnas_ee.space.genotype import Genotype
 from dnas_ee.stages.run_dir import (
     check_run_files, evaluation_thresholds, exit_logits, exit_table, load_trained)
 from dnas_ee.stages.timing import with_timing
+from dnas_ee.stages.validity import VALIDITY_FILE, validity_markdown
 from dnas_ee.train.build import network_costs
 from dnas_ee.train.loop import is_primary
 
@@ -354,6 +355,8 @@ def report_markdown(summary: dict, workdir: Path, note: str = "") -> str:
     lines += [f"![accuracy vs cost on the test split]({PARETO_PLOT})", ""]
   lines += [f"![exit distribution]({EXITS_PLOT})", ""]
   lines += _search_section(workdir, g)
+  if (workdir / VALIDITY_FILE).exists():
+    lines += validity_markdown(json.loads((workdir / VALIDITY_FILE).read_text()))
   return "\n".join(lines)
 
 

@@ -26,7 +26,8 @@ STAGES = ("search", "derive", "retrain", "calibrate", "evaluate")
 ARTIFACTS = {
     "search": ("search_metrics.jsonl", "search_arch.json", "checkpoints/search", "timing.json",
                "search_trajectory.json", "plots/search_*.png", "tensorboard/search"),
-    "derive": ("genotype.json", "method_search.json", "inherited.json"),
+    "derive": ("genotype.json", "method_search.json", "inherited.json", "one_shot_validity.json",
+               "validity"),
     "retrain": ("checkpoints/retrain_*", "retrain_*_metrics.jsonl"),
     "calibrate": ("thresholds.json",),
     "evaluate": ("summary.json", "report.md", "*.png"),
@@ -35,7 +36,7 @@ ARTIFACTS = {
 _FIRST_STAGE = {"derive": "derive", "retrain": "retrain", "calibrate": "calibrate",
                 "evaluate": "evaluate"}
 _DERIVE_ONLY = ("method.evaluations", "method.population", "method.score_samples",
-                "method.branch_ops", "method.bits")
+                "method.branch_ops", "method.bits", "method.validity_candidates")
 # derive.rule: the rules of dnas_ee.space.genotype.derive_genotype.
 DERIVE_RULES = ("threshold", "top_k")
 # calibrate.reference: what the accuracy floor is measured against (dnas_ee.stages.calibrate).
@@ -61,6 +62,17 @@ def _plain(config) -> dict:
   return flatten(json.loads(json.dumps(config.to_dict(), default=list)))
 
 
+# Keys added after run dirs were named, at the value that behaves as before the key
+# existed: left out of a config's identity (``config_hash``, a shared search's key)
+# while at that value, so no saved run dir is renamed or retrained by their arrival.
+_ADDED_KEY_DEFAULTS = {"search.schedule": "joint", "method.validity_candidates": 0}
+
+
+def _identity(config) -> dict:
+  return {k: v for k, v in _plain(config).items()
+          if not (k in _ADDED_KEY_DEFAULTS and v == _ADDED_KEY_DEFAULTS[k])}
+
+
 def config_diff(saved, requested) -> dict:
   """``{key: (saved value, requested value)}`` of the keys where two configs differ."""
   old, new = _plain(saved), _plain(requested)
@@ -70,14 +82,14 @@ def config_diff(saved, requested) -> dict:
 
 def config_hash(config) -> str:
   """A short hash of the whole resolved config (names a sweep member's run dir)."""
-  text = json.dumps(_plain(config), sort_keys=True)
+  text = json.dumps(_identity(config), sort_keys=True)
   return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def keys_first_affecting(config, stage: str) -> dict:
   """``{key: value}`` of the config's keys whose first affected stage is ``stage``
   (for ``'search'``: everything the search reads)."""
-  return {k: v for k, v in _plain(config).items() if first_affected_stage([k]) == stage}
+  return {k: v for k, v in _identity(config).items() if first_affected_stage([k]) == stage}
 
 
 def first_affected_stage(keys) -> str:

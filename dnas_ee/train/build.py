@@ -106,13 +106,14 @@ def _arch_leaf_mask(names: tuple[str, ...]):
   return mask
 
 
-def arch_optimizer(config) -> optax.GradientTransformation:
+def arch_optimizer(config, pinned: tuple[str, ...] = ()) -> optax.GradientTransformation:
   """Adam with DARTS's betas; weight decay on the op, bit and allocation logits only;
   exit gates step ``search.gate_lr_scale`` times faster.
 
   Exit gates and thresholds get no weight decay: it would pull every gate back to
   ``beta = 0``, exactly the derive boundary. With ``exits.learn_thresholds=False``
-  the thresholds keep their initial value (``exits.search_threshold``).
+  the thresholds keep their initial value (``exits.search_threshold``). ``pinned``
+  leaves (a frozen backbone's widths, a staged search's earlier choice) keep theirs.
   """
   s = config.search
   not_decayed = _arch_leaf_mask(("exit_logits", "exit_thresholds"))
@@ -125,8 +126,8 @@ def arch_optimizer(config) -> optax.GradientTransformation:
            optax.masked(optax.scale(s.gate_lr_scale), _arch_leaf_mask(("exit_logits",)))]
   if not config.exits.learn_thresholds:
     parts.append(optax.masked(optax.set_to_zero(), _arch_leaf_mask(("exit_thresholds",))))
-  if config.search.backbone == "frozen":   # the backbone's widths are the trained ones
-    parts.append(optax.masked(optax.set_to_zero(), _arch_leaf_mask(("backbone_bit_logits",))))
+  if pinned:
+    parts.append(optax.masked(optax.set_to_zero(), _arch_leaf_mask(tuple(pinned))))
   return optax.chain(*parts)
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from dnas_ee.data import load_dataset
@@ -18,6 +20,7 @@ from dnas_ee.exits.confidence import confidence_range
 from dnas_ee.models.supernet import Supernet
 from dnas_ee.train import build, loop, parallel
 from dnas_ee.train.search import SearchSetup, init_search_state, split_model
+from dnas_ee.train.warm_start import same_arrays
 
 # Methods whose search stage trains the supernet's weights only, its architecture frozen at
 # the uniform initialization (random search and NSGA-II score candidates with it).
@@ -25,6 +28,13 @@ SCORED_METHODS = ("random", "evolutionary")
 
 
 BACKBONE_MODES = ("train", "frozen")
+# search.schedule: exits and bits searched together, or one after the other (the first
+# stage's choice pinned in the second: dnas_ee.stages.search).
+SEARCH_SCHEDULES = ("joint", "exits_then_bits", "bits_then_exits")
+# The architecture leaves a stage can pin (whole leaves: their logits are set and the
+# architecture optimizer leaves them as set).
+PINNABLE = ("exit_logits", "op_logits", "backbone_bit_logits", "branch_bit_logits",
+            "alloc_logits")
 # Logit of the trained width of each block in a frozen search: softmax(logits / T) is then
 # one-hot to float precision at every temperature the search uses (e^-30 at T = 1).
 PINNED_LOGIT = 30.0
@@ -56,6 +66,21 @@ def check_backbone_settings(config) -> None:
   if mode == "frozen" and not config.init.backbone:
     raise ConfigError("search.backbone='frozen' needs a trained backbone: set "
                       "--config.init.backbone=<run dir of a method.name=static run>")
+  schedule = config.search.schedule
+  if schedule not in SEARCH_SCHEDULES:
+    raise ConfigError(f"unknown search.schedule {schedule!r}; use one of {SEARCH_SCHEDULES}")
+  if schedule != "joint" and config.method.name != "dnas":
+    raise ConfigError(f"search.schedule={schedule!r} is a dnas search; method.name="
+                      f"{config.method.name!r} takes search.schedule='joint'")
+  if schedule != "joint" and (not tuple(config.space.exit_positions)
+                              or len(tuple(config.space.bits)) < 2):
+    raise ConfigError(f"search.schedule={schedule!r} searches exits and bits in turn: it needs "
+                      "space.exit_positions and at least two space.bits; use 'joint'")
+  if schedule == "bits_then_exits" and mode == "frozen":
+    raise ConfigError("search.schedule='bits_then_exits' changes the backbone's bits before the "
+                      "exits are searched, so the backbone must train: set "
+                      "--config.search.backbone='train' (or use 'exits_then_bits', whose exit "
+                      "stage runs on the frozen backbone)")
   if config.init.backbone and not Path(config.init.backbone).expanduser().is_dir():
     raise ConfigError(f"init.backbone={config.init.backbone!r} is not a directory: give the run "
                       "dir of a trained static network (`dnas-ee run ... "
@@ -70,18 +95,16 @@ def load_init_backbone(config):
   return load_backbone(config.init.backbone)
 
 
-def pin_backbone_bits(model: Supernet, space, bits) -> None:
-  """Fixes the backbone's bit-width logits at the trained widths (a frozen backbone)."""
-  import jax.numpy as jnp
-  import numpy as np
+def backbone_bit_pins(space, bits, whose: str = "init.backbone") -> np.ndarray:
+  """``backbone_bit_logits`` one-hot (to float precision) at each block's width ``bits``."""
   logits = np.zeros((space.num_blocks, space.num_bits), np.float32)
   for i, (candidates, b) in enumerate(zip(space.backbone_bits, bits)):
     if b not in candidates:
       from dnas_ee.config import ConfigError
-      raise ConfigError(f"init.backbone's block {i + 1} is at {b} bits, not one of space.bits="
+      raise ConfigError(f"{whose}'s block {i + 1} is at {b} bits, not one of space.bits="
                         f"{tuple(candidates)}: add {b} to space.bits")
     logits[i, candidates.index(b)] = PINNED_LOGIT
-  model.backbone_bit_logits[...] = jnp.asarray(logits)
+  return logits
 
 
 def frozen_architecture(config) -> bool:
@@ -89,8 +112,36 @@ def frozen_architecture(config) -> bool:
   return config.method.name in SCORED_METHODS and config.method.supernet == "uniform"
 
 
-def prepare_search(config, mesh=None, data=None) -> SearchRun:
-  """Builds data, space, step setup, replicated state and cost context from a config."""
+def frozen_network(config) -> bool:
+  """Whether the derived networks keep the trained backbone as it is (weights and bits):
+  a joint frozen search. A staged search changes bits in one stage, so its networks train."""
+  return config.search.backbone == "frozen" and config.search.schedule == "joint"
+
+
+def carry_weights(source: Supernet, target: Supernet) -> None:
+  """Copies every part of ``source`` (stem, blocks, head, branches: weights, clips and
+  BatchNorm statistics) into ``target`` where both hold the same arrays; a part whose
+  arrays differ (a space without exits has no branches) keeps ``target``'s."""
+  import jax
+  for part in ("stem", "blocks", "head", "branches"):
+    src, dst = nnx.state(getattr(source, part)), nnx.state(getattr(target, part))
+    if same_arrays(src, dst) and jax.tree.leaves(src):
+      # Copies: the jitted step donates its state.
+      nnx.update(getattr(target, part), jax.tree.map(lambda x: jnp.array(x, copy=True), src))
+
+
+def prepare_search(config, mesh=None, data=None, *, pins: dict | None = None,
+                   weights_from: Supernet | None = None) -> SearchRun:
+  """Builds data, space, step setup, replicated state and cost context from a config.
+
+  ``pins``: ``{leaf: logits}`` for leaves of ``PINNABLE`` that start at the given logits
+  and stay there (a staged search's earlier choice); ``weights_from``: a supernet whose
+  weights start this one's (a staged search's first stage), after ``init.backbone``'s.
+  """
+  pins = dict(pins or {})
+  unknown = set(pins) - set(PINNABLE)
+  if unknown:
+    raise ValueError(f"cannot pin {sorted(unknown)}; pinnable: {PINNABLE}")
   data = data if data is not None else load_dataset(config.data)
   space = build.build_space(config, data.image_shape, data.num_classes)
   source = build.build_cost_source(config, space)
@@ -105,10 +156,15 @@ def prepare_search(config, mesh=None, data=None) -> SearchRun:
   cache = None
   if backbone is not None:
     backbone.copy_into(model)
+  if weights_from is not None:
+    carry_weights(weights_from, model)
+  if frozen:   # the backbone's widths are the trained ones
+    pins.setdefault("backbone_bit_logits", backbone_bit_pins(space, backbone.bits))
+  for name, logits in pins.items():
+    getattr(model, name)[...] = jnp.asarray(logits, jnp.float32)
   if frozen:
     from dnas_ee.space.genotype import Genotype
     from dnas_ee.train.feature_cache import feature_cache
-    pin_backbone_bits(model, space, backbone.bits)
     static = Genotype.load(Path(backbone.source) / "genotype.json").static
     cache = feature_cache(backbone, static, space, data, config.data,
                           copies=config.search.feature_copies,
@@ -117,7 +173,7 @@ def prepare_search(config, mesh=None, data=None) -> SearchRun:
   setup = SearchSetup(
       graphdef=split_model(model)[0], objective=spec,
       w_tx=build.weight_optimizer(s.w_lr, s.w_momentum, s.w_weight_decay, s.steps, s.grad_clip),
-      a_tx=build.arch_optimizer(config),
+      a_tx=build.arch_optimizer(config, pinned=tuple(sorted(pins))),
       op_temperature=build.schedule_from(s.op_temperature, s.steps),
       threshold_temperature=build.schedule_from(config.exits.threshold_temperature, s.steps),
       order=s.order, unroll_lr=s.w_lr if s.unroll_lr < 0 else s.unroll_lr,   # DARTS: xi = w_lr
@@ -150,15 +206,15 @@ def arch_logits(graphdef, state) -> dict:
               exit_thresholds=model.exit_thresholds[...])
 
 
-def load_search_state(config, workdir):
+def load_search_state(config, workdir, pins: dict | None = None):
   """(SearchRun, state) of the supernet trained by the search stage of ``workdir``, at
-  its final step.
+  its final step (``pins``: those the search ran with).
 
   Raises:
     FileNotFoundError: the search has not finished (no final checkpoint).
   """
   from dnas_ee.checkpoint import Checkpointer
-  run = prepare_search(config)
+  run = prepare_search(config, pins=pins)
   ckpt_dir = Path(workdir) / "checkpoints" / "search"
   ckpt = Checkpointer(ckpt_dir)
   if ckpt.latest_step() != config.search.steps:

@@ -68,14 +68,23 @@ def _flat(state) -> dict:
   return {name(path): leaf for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]}
 
 
+def _shape_problems(source, target) -> list[str]:
+  src, dst = _flat(source), _flat(target)
+  return [f"{k}: trained {np.shape(src[k]) if k in src else 'missing'} vs this network "
+          f"{np.shape(dst[k]) if k in dst else 'missing'}"
+          for k in sorted(set(src) | set(dst))
+          if k not in src or k not in dst or np.shape(src[k]) != np.shape(dst[k])]
+
+
+def same_arrays(source, target) -> bool:
+  """Whether two states hold the same array names and shapes."""
+  return not _shape_problems(source, target)
+
+
 def check_same_arrays(source, target, part: str, where: str) -> None:
   """Raises one ``ConfigError`` listing every array of ``part`` that differs in shape or
   presence between the trained backbone and the network it is copied into."""
-  src, dst = _flat(source), _flat(target)
-  problems = [f"{part}/{k}: trained {np.shape(src[k]) if k in src else 'missing'} vs this "
-              f"network {np.shape(dst[k]) if k in dst else 'missing'}"
-              for k in sorted(set(src) | set(dst))
-              if k not in src or k not in dst or np.shape(src[k]) != np.shape(dst[k])]
+  problems = [f"{part}/{p}" for p in _shape_problems(source, target)]
   if problems:
     shown = "; ".join(problems[:8]) + (f"; ... ({len(problems)} arrays)" if len(problems) > 8 else "")
     raise ConfigError(f"init.backbone={where}: its backbone does not match this run's ({shown}). "

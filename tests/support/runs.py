@@ -30,3 +30,13 @@ def subprocess_env(devices: int = 1):
   env["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={devices}"])
   env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests"), env.get("PYTHONPATH", "")])
   return env
+
+
+def warm_config(static_run, *overrides):
+  """The tiny digits config started from the trained static run dir ``static_run``."""
+  from dnas_ee.config import apply_overrides, base_config
+  config = base_config()
+  apply_overrides(config, ["--config.hw.accelerator=", "--config.hw.objective=bitops",
+                           *tiny_overrides(), f"--config.init.backbone='{static_run}'",
+                           *overrides])
+  return config

@@ -6,32 +6,12 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from support.runs import tiny_overrides
+from support.runs import tiny_overrides, warm_config
 from dnas_ee.cli import main
 from dnas_ee.config import ConfigError, apply_overrides, base_config
 
 
-@pytest.fixture(scope="module")
-def static_run(tmp_path_factory):
-  """A trained static network (the tiny digits run, ``method.name=static``)."""
-  workdir = tmp_path_factory.mktemp("static") / "S"
-  assert main(["run", "--config", "experiments/configs/digits.py", "--workdir", str(workdir),
-               "--no-progress", "--config.method.name='static'", *tiny_overrides()]) == 0
-  return workdir
-
-
-@pytest.fixture
-def feature_cache_dir(tmp_path, monkeypatch):
-  monkeypatch.setenv("DNAS_EE_FEATURE_CACHE", str(tmp_path / "features"))
-  return tmp_path / "features"
-
-
-def _config(static_run, *overrides):
-  config = base_config()
-  apply_overrides(config, ["--config.hw.accelerator=", "--config.hw.objective=bitops",
-                           *tiny_overrides(), f"--config.init.backbone='{static_run}'",
-                           *overrides])
-  return config
+_config = warm_config
 
 
 def _flat(state):
