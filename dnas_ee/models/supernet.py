@@ -101,12 +101,15 @@ class Supernet(nnx.Module):
 
   def __init__(self, space: SearchSpace, *, rngs: nnx.Rngs, op_logit_init_std: float = 1e-3,
                branch_grad_scale: float = 1.0, threshold_init: float = 0.5,
-               threshold_range: tuple[float, float] | None = None):
+               threshold_range: tuple[float, float] | None = None, scan_exits: bool = True):
     """``threshold_range``: the exit confidence's range ``(lo, hi)``, which the learned
     thresholds never leave (``exits.confidence.confidence_range``); None: the range every
     measure taking the value ``threshold_init`` fits in, ``(-log K, 0)`` for a negative
     one (``neg_entropy``), else ``(0, 1)`` (``max_prob``, ``margin``)."""
     self.space = space
+    # Same-structure exit branches run as one scan (``_scanned_exits``); False runs each
+    # on its own (the reference the tests compare the scan with).
+    self.scan_exits = bool(scan_exits)
     # Scales the gradient each exit branch sends into the backbone (gradient
     # equilibrium, Li et al. 2019): <1 keeps shallow exits from bending early features.
     self.branch_grad_scale = float(branch_grad_scale)
@@ -131,13 +134,30 @@ class Supernet(nnx.Module):
     self.exit_thresholds = ExitThresholds(p, threshold_init, lo, hi)
 
   def __call__(self, x, arch: ArchProbs, *, train: bool):
-    logits, start = [], 0
+    """Each exit's branch runs once the features it reads exist: right after its block,
+    or, for a scanned group (``scan_exits``), after the group's last block."""
+    # Named scopes: the program's parts by name (backbone, exits, head), so its size and
+    # compile time can be split by part (experiments/benchmarks/compile_parts.py); they are
+    # metadata, not part of the persistent cache's key.
+    num_exits = len(self.space.branches)
+    groups = exit_groups(self.space) if self.scan_exits else tuple((j,) for j in range(num_exits))
+    complete_after = {group[-1]: group for group in groups}
+    logits, features, start = [None] * num_exits, [None] * num_exits, 0
     for j, branch in enumerate(self.space.branches):
-      x = self.forward_blocks(x, arch, start, branch.position, train=train)
-      logits.append(self.forward_exit(x, arch, j, train=train))
-      start = branch.position
-    x = self.forward_blocks(x, arch, start, self.space.num_blocks, train=train)
-    logits.append(self.forward_head(x, train=train))
+      with jax.named_scope("backbone"):
+        x = self.forward_blocks(x, arch, start, branch.position, train=train)
+      features[j], start = x, branch.position
+      if j in complete_after:
+        group = complete_after[j]
+        with jax.named_scope("exits"):
+          outs = ([self.forward_exit(x, arch, j, train=train)] if len(group) == 1
+                  else self._scanned_exits(group, features, arch, train))
+        for k, out in zip(group, outs):
+          logits[k] = out
+    with jax.named_scope("backbone"):
+      x = self.forward_blocks(x, arch, start, self.space.num_blocks, train=train)
+    with jax.named_scope("head"):
+      logits.append(self.forward_head(x, train=train))
     return logits
 
   # The segments ``__call__`` composes; ``EarlyExitExecutor`` composes the same ones
@@ -160,9 +180,52 @@ class Supernet(nnx.Module):
     return self.branches[j](feature, arch.ops[j], space.branch_bits[j],
                             _widths(arch, arch.branch_bits[j]), train, single_path=arch.single_path)
 
+  def _scanned_exits(self, group: tuple[int, ...], features: list, arch: ArchProbs, train: bool):
+    """``forward_exit`` of each exit of ``group`` (branches of one structure) as one
+    ``lax.scan`` over their stacked weights and features.
+
+    Why: the program then holds one copy of the branch per group (per backbone stage)
+    instead of one per exit, and the branches are most of a supernet's program: tracing,
+    XLA and a persistent-cache load all pay per copy. The numbers are those of the exits
+    run one by one, to float rounding (``tests/models/test_scanned_exits.py``).
+    """
+    stack = lambda *leaves: jnp.stack(leaves)
+    branches = [self.branches[j] for j in group]
+    # One graphdef serves every member: they differ only in ``spec.position``, which the
+    # branch's computation never reads.
+    graphdef = nnx.graphdef(branches[0])
+    scanned = (
+        jax.tree.map(stack, *[nnx.state(b) for b in branches]),
+        jnp.stack([scale_gradient(features[j], self.branch_grad_scale) for j in group]),
+        jnp.stack([arch.ops[j] for j in group]),
+        jax.tree.map(stack, *[_widths(arch, arch.branch_bits[j]) for j in group]))
+    bits = self.space.branch_bits[group[0]]
+
+    def one_exit(carry, xs):
+      state, feature, ops, widths = xs
+      branch = nnx.merge(graphdef, state)
+      out = branch(feature, ops, bits, widths, train, single_path=arch.single_path)
+      return carry, (out, nnx.state(branch, nnx.BatchStat))
+
+    _, (logits, stats) = jax.lax.scan(one_exit, None, scanned)
+    if train:   # each branch keeps its own BatchNorm statistics
+      for i, branch in enumerate(branches):
+        nnx.update(branch, jax.tree.map(lambda leaf: leaf[i], stats))
+    return [logits[i] for i in range(len(group))]
+
   def forward_head(self, x, *, train: bool):
     """Logits of the final classifier from the last block's features."""
     return self.head(x, (self.space.edge_bits,), None, train)
+
+
+def exit_groups(space: SearchSpace) -> tuple[tuple[int, ...], ...]:
+  """The early exits as groups of branches of one structure (the same spec but the
+  position, the same candidate bit widths: the exits of one backbone stage), in order."""
+  groups: dict = {}
+  for j, spec in enumerate(space.branches):
+    key = (dataclasses.replace(spec, position=0), tuple(space.branch_bits[j]))
+    groups.setdefault(key, []).append(j)
+  return tuple(tuple(g) for g in groups.values())
 
 
 def _widths(arch: ArchProbs, probs):

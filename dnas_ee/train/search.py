@@ -120,8 +120,9 @@ def batch_loss(setup: SearchSetup, ctx: CostContext, params, arch, stats, images
     forward = sampled_architecture(model, probs, relax, rngs[1])
   logits = frozen_forward(model, images, forward) if setup.frozen_backbone else model(
       images, forward, train=True)
-  loss, metrics = search_objective(setup.objective, ctx, logits, labels, forward, relax, step,
-                                   phase=phase)
+  with jax.named_scope("objective"):   # task loss and cost layer (a part of the program)
+    loss, metrics = search_objective(setup.objective, ctx, logits, labels, forward, relax, step,
+                                     phase=phase)
   if phase == "arch":   # the trajectory of every decision (search_metrics.jsonl)
     shown = relaxed_architecture(model, dataclasses.replace(
         relax, mixture_mode="softmax", gate_mode="sigmoid")) if needs_rng else probs
@@ -169,7 +170,8 @@ def search_step(state: SearchState, train_batch, val_batch, ctx: CostContext, *,
   else:
     g_arch, (_, a_metrics) = _arch_grads(setup, ctx, state, train_batch, val_batch, rngs)
     a_loss = jnp.where(arch_on, a_metrics["loss"], 0.0)
-  upd, a_opt = setup.a_tx.update(g_arch, state.a_opt, state.arch)
+  with jax.named_scope("optimizer"):
+    upd, a_opt = setup.a_tx.update(g_arch, state.a_opt, state.arch)
   arch = masked(optax.apply_updates(state.arch, upd), state.arch)
   a_opt = masked(a_opt, state.a_opt)
   if setup.order != "single_level":
@@ -181,7 +183,8 @@ def search_step(state: SearchState, train_batch, val_batch, ctx: CostContext, *,
     metrics = dict(a_metrics, weight_loss=w_metrics["loss"], train_task=w_metrics["task"],
                    exit_accuracy=w_metrics["exit_accuracy"])
 
-  updates, w_opt = setup.w_tx.update(g_params, state.w_opt, state.params)
+  with jax.named_scope("optimizer"):
+    updates, w_opt = setup.w_tx.update(g_params, state.w_opt, state.params)
   if setup.frozen_backbone:
     updates = zero_backbone(updates)
   params = optax.apply_updates(state.params, updates)
