@@ -174,7 +174,6 @@ def tiny_export(tmp_path_factory):
 
 
 def test_tiny_run_export_files_and_levels(tiny_export):
-  from ai_edge_litert.interpreter import Interpreter
   workdir, _ = tiny_export
   export = workdir / "export"
   manifest = json.loads((export / "manifest.json").read_text())
