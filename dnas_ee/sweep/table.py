@@ -217,7 +217,7 @@ def write_table(workdir, *, sweep=None, cost=None) -> str:
 
 TABLE_FILES = ("table.md", "table.csv", "groups.csv", "pareto.png")
 MEMBER_FILES = ("summary.json", "genotype.json", "config.json", "thresholds.json",
-                "search_trajectory.json")
+                "search_trajectory.json", "one_shot_validity.json")
 
 
 def export_results(workdir, out) -> int:

@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import jax
@@ -179,6 +180,7 @@ def feature_cache(backbone, genotype_static, space, data, data_config, *, copies
     tmp = folder.with_name(folder.name + f".partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    t0 = time.time()
     network = _static_network(backbone, genotype_static)
     log(f"feature cache: computing backbone features at positions {list(positions)} "
         f"({copies} augmented view(s) of {len(data.train.labels)} training images, "
@@ -190,7 +192,8 @@ def feature_cache(backbone, genotype_static, space, data, data_config, *, copies
     (tmp / "meta.json").write_text(json.dumps(dict(
         backbone=backbone.source, fingerprint=backbone.fingerprint, positions=list(positions),
         resolutions=list(resolutions), copies=copies, augment=list(augment),
-        train=len(data.train.labels), val=len(data.val.labels)), indent=1))
+        train=len(data.train.labels), val=len(data.val.labels),
+        build_s=round(time.time() - t0, 3)), indent=1))
     if folder.exists():   # another process finished first
       shutil.rmtree(tmp)
     else:

@@ -19,6 +19,7 @@ budget (FINETUNE_STEPS at batch 128, SGD-momentum, cosine from FINETUNE_LR):
   thresholds only, 8-bit branches (space.bits=(8,));
 - random / evolutionary (NSGA-II, pymoo): the same space as exits-only, candidates
   scored on the frozen-backbone supernet trained with its architecture frozen uniform;
+  random also fine-tunes 6 of its scored candidates (one-shot validity: Kendall tau);
 - dnas joint: exits and bits (2/4/8) searched together from the warm start;
 - hand_placed matched-bits: hand_placed's exits at the bits the joint search chose (the
   joint search shared, derive.exits='hand_placed');
@@ -41,6 +42,7 @@ FINETUNE_LR = 0.01         # a tenth of the backbone's: fine-tuning a trained ne
 SEARCH_STEPS = 1500        # frozen searches (branches on cached features): batch 64
 JOINT_SEARCH_STEPS = 600   # joint / bits-only searches (the whole supernet): ~1 epoch
 SCORE_SAMPLES = 2000       # val images per random / NSGA-II candidate (weight sharing)
+VALIDITY_CANDIDATES = 6    # random candidates fine-tuned to check the supernet's ranking
 
 FROZEN = ["--config.search.backbone='frozen'", "--config.space.bits=(8,)",
           f"--config.search.steps={SEARCH_STEPS}", f"--config.search.warmup_steps={SEARCH_STEPS // 4}"]
@@ -73,7 +75,9 @@ def get_sweep():
           "static": ["--config.search.backbone='train'"],
           "hand_placed": FROZEN,
           "dnas exits-only": ["--config.method.name='dnas'", *FROZEN],
-          "random": FROZEN,
+          # 6 of its scored candidates fine-tuned: the supernet's ranking against fine-tuning
+          # (Kendall tau, one_shot_validity.json): how far weight-sharing scores can be trusted.
+          "random": [*FROZEN, f"--config.method.validity_candidates={VALIDITY_CANDIDATES}"],
           "evolutionary": FROZEN,
           "dnas joint": ["--config.method.name='dnas'", *JOINT],
           "hand_placed matched-bits": ["--config.method.name='dnas'", *JOINT,
