@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 RUNS=${DNAS_EE_RUNS:-$HOME/dnas-ee-runs}/cifar10_resnet20
 # XNNPACK convolutions: -19% per ResNet-20 step in the speed benchmarks (docs/benchmarks.md).
 export XLA_FLAGS="${XLA_FLAGS:-} --xla_cpu_use_xnnpack=true"
-for seed in 0 1 2; do
+for seed in ${SEEDS:-0 1 2}; do
   dir="$RUNS/backbone_s$seed"
   if [ -f "$dir/summary.json" ]; then
     echo "backbone seed $seed: finished ($dir)"

@@ -37,6 +37,9 @@ import os
 
 BACKBONES = os.path.expanduser(os.environ.get("DNAS_EE_RUNS", "~/dnas-ee-runs")
                                ) + "/cifar10_resnet20"
+# DNAS_EE_SEEDS (e.g. "0"): a subset of the seeds, so the campaign can run each seed's
+# members as soon as its backbone exists (member dirs do not depend on the subset).
+SEEDS = tuple(int(s) for s in os.environ.get("DNAS_EE_SEEDS", "0,1,2").split(","))
 FINETUNE_STEPS = 880       # 3 epochs of the 37,500 weight-train images at batch 128
 FINETUNE_LR = 0.01         # a tenth of the backbone's: fine-tuning a trained network
 SEARCH_STEPS = 1500        # frozen searches (branches on cached features): batch 64
@@ -85,4 +88,4 @@ def get_sweep():
           "dnas bits-only": ["--config.method.name='dnas'", *JOINT,
                              "--config.space.exit_positions=()"],
       },
-      seeds=(0, 1, 2))
+      seeds=SEEDS)
