@@ -39,10 +39,10 @@ def tiny_config():
   return config
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def static_run(tmp_path_factory):
   """A trained static network (the tiny digits run, ``method.name=static``): the
-  ``init.backbone`` of the trained-backbone tests."""
+  ``init.backbone`` of the trained-backbone tests (one per test process; read only)."""
   from dnas_ee.cli import main
   workdir = tmp_path_factory.mktemp("static") / "S"
   assert main(["run", "--config", "experiments/configs/digits.py", "--workdir", str(workdir),
