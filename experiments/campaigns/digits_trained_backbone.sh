@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Issue 19's done-means on digits: a static network S, then a frozen exit search D started
-# from it; the table (experiments/results/digits_trained_backbone/README.md) compares D's
-# search wall-clock with S's training and D's final exit with S's static network.
+# Issue 19's done-means on digits: a static network S, then a frozen exit search D and a
+# warm-started joint search J (exits and bits, the backbone training) from it; the table
+# (experiments/results/digits_trained_backbone/README.md) compares their search wall-clock
+# with S's training and D's final exit with S's static network.
 #
 #   bash experiments/campaigns/digits_trained_backbone.sh
 #
@@ -17,6 +18,8 @@ dnas-ee run --config experiments/configs/digits.py --workdir "$RUNS/S" --no-prog
   --config.method.name=static
 dnas-ee run --config experiments/configs/digits.py --workdir "$RUNS/D" --no-progress \
   --config.init.backbone="$RUNS/S" --config.search.backbone=frozen
+dnas-ee run --config experiments/configs/digits.py --workdir "$RUNS/J" --no-progress \
+  --config.init.backbone="$RUNS/S" --config.search.backbone=train
 uptime > "$RUNS/load_after.txt"
 python experiments/analysis/digits_trained_backbone/make_table.py --runs "$RUNS" \
   --out experiments/results/digits_trained_backbone

@@ -29,6 +29,9 @@ def measure(runs: Path) -> dict:
       frozen_search_s=search_s, frozen_search_steps=json.loads(
           (d / "config.json").read_text())["search"]["steps"],
       branch_finetune_s=last_time_s(d / "retrain_early_exit_metrics.jsonl"),
+      joint_search_s=json.loads((runs / "J" / "timing.json").read_text())["search_s"],
+      joint_accuracy=json.loads((runs / "J" / "summary.json").read_text())[
+          "early_exit"]["accuracy"],
       static_accuracy=s_summary["static"]["accuracy"],
       frozen_final_exit_accuracy=d_summary["early_exit"]["final_exit_accuracy"],
       frozen_accuracy=d_summary["early_exit"]["accuracy"],
@@ -50,7 +53,9 @@ def markdown(m: dict) -> str:
       f"{ratio(m['cache_build_s'])} |",
       f"| D: frozen exit search, {m['frozen_search_steps']} steps, cache build included | "
       f"{ratio(m['frozen_search_s'])} |",
-      f"| D: branch fine-tuning on the cache | {ratio(m['branch_finetune_s'])} |", "",
+      f"| D: branch fine-tuning on the cache | {ratio(m['branch_finetune_s'])} |",
+      f"| J: warm-started joint search (exits and bits, backbone training), "
+      f"{m['frozen_search_steps']} steps | {ratio(m['joint_search_s'])} |", "",
       f"D's search / S's training: **{m['frozen_search_s'] / m['static_train_s']:.2f}** "
       f"(target: below 1, {'met' if m['frozen_search_s'] < m['static_train_s'] else 'missed'}). "
       f"Per step: S {1000 * m['static_train_s'] / m['static_steps']:.0f} ms, D's search "
@@ -60,7 +65,8 @@ def markdown(m: dict) -> str:
       f"| S static | {100 * m['static_accuracy']:.2f}% |",
       f"| D final exit | {100 * m['frozen_final_exit_accuracy']:.2f}% |",
       f"| D early-exit network (exits after blocks {m['frozen_exits']}) | "
-      f"{100 * m['frozen_accuracy']:.2f}% |", "",
+      f"{100 * m['frozen_accuracy']:.2f}% |",
+      f"| J early-exit network (fine-tuned whole) | {100 * m['joint_accuracy']:.2f}% |", "",
       f"Load average before: `{m['load_before']}`; after: `{m['load_after']}`.", ""])
 
 
