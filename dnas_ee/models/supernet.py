@@ -101,14 +101,15 @@ class Supernet(nnx.Module):
 
   def __init__(self, space: SearchSpace, *, rngs: nnx.Rngs, op_logit_init_std: float = 1e-3,
                branch_grad_scale: float = 1.0, threshold_init: float = 0.5,
-               threshold_range: tuple[float, float] | None = None, scan_exits: bool = True):
+               threshold_range: tuple[float, float] | None = None, scan_exits: bool = False):
     """``threshold_range``: the exit confidence's range ``(lo, hi)``, which the learned
     thresholds never leave (``exits.confidence.confidence_range``); None: the range every
     measure taking the value ``threshold_init`` fits in, ``(-log K, 0)`` for a negative
     one (``neg_entropy``), else ``(0, 1)`` (``max_prob``, ``margin``)."""
     self.space = space
-    # Same-structure exit branches run as one scan (``_scanned_exits``); False runs each
-    # on its own (the reference the tests compare the scan with).
+    # Same-structure exit branches as one scan (``_scanned_exits``). Off by default: on
+    # XLA:CPU it cut ResNet-20's jaxpr in half but XLA's time by 8% only, and the step ran
+    # 1.8x slower (docs/benchmarks.md, "Compiling the ResNet-20 search step").
     self.scan_exits = bool(scan_exits)
     # Scales the gradient each exit branch sends into the backbone (gradient
     # equilibrium, Li et al. 2019): <1 keeps shallow exits from bending early features.

@@ -11,9 +11,9 @@ traces and lowers the search step (seconds of each), counts the equations of its
 were traced in (``dnas_ee.models.supernet.Supernet.__call__``, ``dnas_ee.train.search``)
 and the StableHLO operations of the lowered module (what XLA receives); ``--compile``
 adds XLA's compile time and the size of the serialized executable (loading it is what a
-persistent-cache hit costs) and ``--steps`` the seconds per step. ``--exits unrolled``
-measures the program with every exit branch on its own (before the scan). No persistent
-cache is used here.
+persistent-cache hit costs) and ``--steps`` the seconds per step. ``--exits scan`` measures
+the program with the exit branches of one stage as one scan (``Supernet.scan_exits``). No
+persistent cache is used here.
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def with_exits(run, scan: bool):
   return dataclasses.replace(run.setup, graphdef=split_model(model)[0])
 
 
-def measure(config, compile_too: bool, scan_exits: bool = True, steps: int = 0) -> dict:
+def measure(config, compile_too: bool, scan_exits: bool = False, steps: int = 0) -> dict:
   shape = (8, 8, 1) if config.data.name == "digits" else (32, 32, 3)
   data = synthetic_data(shape, 10, 4 * config.search.batch_size)
   run = pipeline.prepare_search(config, data=data)
@@ -124,9 +124,9 @@ def main():
   parser.add_argument("--modes", default="softmax,sampled")
   parser.add_argument("--batch", type=int, default=64)
   parser.add_argument("--compile", action="store_true", help="also compile (minutes on ResNet-20)")
-  parser.add_argument("--exits", default="scan",
-                      help="comma-separated: scan (same-structure exit branches as one scan, "
-                           "the default), unrolled (each branch on its own: the program before)")
+  parser.add_argument("--exits", default="unrolled",
+                      help="comma-separated: unrolled (each branch on its own: the library's "
+                           "default), scan (same-structure exit branches as one lax.scan)")
   parser.add_argument("--steps", type=int, default=0, help="with --compile: time this many steps")
   parser.add_argument("--out", default="")
   args, rest = parser.parse_known_args()

@@ -1,5 +1,5 @@
-"""Exit branches of one structure run as one scan: the same loss, gradients and BatchNorm
-statistics as the exits run one by one (``Supernet(scan_exits=False)``), to float rounding."""
+"""Exit branches of one structure run as one scan (``Supernet(scan_exits=True)``): the same
+loss, gradients and BatchNorm statistics as the exits run one by one, to float rounding."""
 import dataclasses
 import types
 
@@ -46,9 +46,10 @@ def test_scanned_exits_give_the_unrolled_loss_and_gradients(mode):
   config = _config(mode)
   run = prepare_search(config, data=_synthetic())
   model = nnx.merge(run.setup.graphdef, run.state.params, run.state.arch, run.state.stats)
-  assert model.scan_exits
-  model.scan_exits = False   # the same network, every exit branch on its own
-  reference = dataclasses.replace(run.setup, graphdef=split_model(model)[0])
+  assert not model.scan_exits   # the default: every exit branch on its own (the reference)
+  model.scan_exits = True       # the same network, the exits of one stage as one scan
+  scanned = dataclasses.replace(run.setup, graphdef=split_model(model)[0])
+  reference = run.setup
   (xt, yt), (xv, yv) = search_batches(run, config, 0)
   state, rng, step = run.state, jax.random.key(3), jax.numpy.asarray(10)   # past the warm-up
 
@@ -58,7 +59,7 @@ def test_scanned_exits_give_the_unrolled_loss_and_gradients(mode):
     return jax.jit(jax.value_and_grad(fn, argnums=(0, 1), has_aux=True))(state.params, state.arch)
 
   for phase, images, labels in (("arch", xv, yv), ("weights", xt, yt)):
-    got = loss_and_grads(run.setup, phase, images, labels)
+    got = loss_and_grads(scanned, phase, images, labels)
     want = loss_and_grads(reference, phase, images, labels)
     # (loss, (BatchNorm statistics, metrics)), (weight gradients, architecture gradients)
     jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=2e-4, atol=1e-6), got, want)
