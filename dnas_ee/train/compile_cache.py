@@ -170,10 +170,16 @@ class _CompileEvents:
   def on_event(self, event: str, **_) -> None:
     if not self.watchers:
       return
-    if event == CACHE_USED_EVENT:
+    if event == CACHE_USED_EVENT and _persistent_cache_on():
       self._pending()["cache"] = "miss"
     elif event == CACHE_HIT_EVENT:
       self._pending()["cache"] = "hit"
+
+
+def _persistent_cache_on() -> bool:
+  """Whether compilations go through a persistent cache directory (JAX asks for a key,
+  and records the request, even where no directory is set)."""
+  return bool(jax.config.jax_compilation_cache_dir) and jax.config.jax_enable_compilation_cache
 
 
 _EVENTS: _CompileEvents | None = None
@@ -208,8 +214,16 @@ def report_compilations(write: Callable[[str], None] | None = None,
   (the CLI: a user waiting on a compilation sees what it was, how long it took and
   whether the persistent cache served it). ``write`` defaults to ``tqdm.write`` (keeps
   a progress bar intact)."""
+  global _REPORTER
   if write is None:
     from tqdm.auto import tqdm
     write = tqdm.write
   wanted = frozenset(names)
-  _events().watchers.append(lambda c: write(compile_line(c)) if c.name in wanted else None)
+  events = _events()
+  if _REPORTER in events.watchers:   # called again (main() run twice in one process): one line each
+    events.watchers.remove(_REPORTER)
+  _REPORTER = lambda c: write(compile_line(c)) if c.name in wanted else None
+  events.watchers.append(_REPORTER)
+
+
+_REPORTER: Callable[[Compilation], None] | None = None
