@@ -7,8 +7,8 @@ architecture-val / 2,500 calibration; the official test set reports only); ResNe
 edge_tpu_like (the shipped LUT).
 
 Every member of seed s starts from the trained static backbone of seed s
-(BACKBONES/backbone_s{seed}: 10 epochs of 8-bit QAT on the weight-train split,
-experiments/results/cifar10_resnet20/train_backbones.sh) and gets the same fine-tuning
+(BACKBONES/backbone20_s{seed}: 20 epochs of 8-bit QAT on the weight-train split in two
+cosine cycles, experiments/campaigns/cifar10_resnet20_backbones.sh) and gets the same fine-tuning
 budget (FINETUNE_STEPS at batch 128, SGD-momentum, cosine from FINETUNE_LR):
 
 - static: the backbone fine-tuned for the same budget (the same total training steps
@@ -62,7 +62,7 @@ def common():
           "--config.data.dir='../shared/data/cifar10'", "--config.data.limit_train=0",
           "--config.space.exit_positions=(1, 2, 3, 4, 5, 6, 7, 8)",
           "--config.hw.accelerator='edge_tpu_like'", "--config.hw.objective='edp'",
-          f"--config.init.backbone='{BACKBONES}/backbone_s{{seed}}'",
+          f"--config.init.backbone='{BACKBONES}/backbone20_s{{seed}}'",
           f"--config.retrain.steps={FINETUNE_STEPS}", "--config.retrain.batch_size=128",
           f"--config.retrain.lr={FINETUNE_LR}", "--config.retrain.train_on_val=False",
           "--config.calibrate.mode='accuracy_floor'", "--config.calibrate.max_drop=0.5",
