@@ -86,13 +86,14 @@ def test_a_schedule_that_cannot_run_is_one_clear_error(overrides, names):
 
 
 def test_the_joint_default_leaves_saved_run_names_as_they_were():
-  """search.schedule arrived after run dirs were named by config_hash: at its default
-  it is no part of a config's identity (a sweep member keeps its dir, a shared search
-  its key)."""
+  """search.schedule and method.validity_candidates arrived after run dirs were named by
+  config_hash: at their defaults they are no part of a config's identity (a sweep member
+  keeps its dir, a shared search its key)."""
   from dnas_ee.stages import run_config
   config = base_config()
   plain = run_config._plain(config)
-  del plain["search.schedule"]
+  for added in ("search.schedule", "method.validity_candidates"):
+    del plain[added]
   import hashlib
   before = hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:8]
   assert run_config.config_hash(config) == before
