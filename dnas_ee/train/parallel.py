@@ -108,4 +108,28 @@ def shard_batch(mesh: Mesh, *arrays: np.ndarray):
 
 
 def replicate(mesh: Mesh, tree):
+  meet_processes("replicate")   # device_put checks the tree is equal on every process
   return jax.device_put(tree, replicated(mesh))
+
+
+# How long a process waits for the others at a meeting point: only a hang reaches it.
+MEETING_TIMEOUT_S = 3600
+_meetings = [0]
+
+
+def meet_processes(name: str, timeout_s: int = MEETING_TIMEOUT_S) -> None:
+  """Waits until every process of a multi-process run reaches this point (a barrier of
+  JAX's coordination service; nothing on one process).
+
+  Why: CPU collectives (gloo) give a peer 30 s to reach a first collective, and a process
+  that is still compiling or loading a program on a busy machine takes longer (CI saw
+  ``GetKeyValue() timed out``). Meeting here first, with a long timeout, leaves the
+  collective only the skew after the meeting. Every process calls this in the same order,
+  so the n-th meeting has the same name everywhere.
+  """
+  if jax.process_count() == 1:
+    return
+  from jax._src import distributed   # the client orbax's barriers use too
+  _meetings[0] += 1
+  distributed.global_state.client.wait_at_barrier(f"dnas_ee/{name}/{_meetings[0]}",
+                                                  timeout_s * 1000)
