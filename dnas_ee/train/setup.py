@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -20,6 +21,7 @@ from dnas_ee.exits.confidence import confidence_range
 from dnas_ee.models.supernet import Supernet
 from dnas_ee.train import build, loop, parallel
 from dnas_ee.train.search import SearchSetup, init_search_state, split_model
+from dnas_ee.train.frozen import BACKBONE_PARTS
 from dnas_ee.train.warm_start import same_arrays
 
 # Methods whose search stage trains the supernet's weights only, its architecture frozen at
@@ -122,8 +124,7 @@ def carry_weights(source: Supernet, target: Supernet) -> None:
   """Copies every part of ``source`` (stem, blocks, head, branches: weights, clips and
   BatchNorm statistics) into ``target`` where both hold the same arrays; a part whose
   arrays differ (a space without exits has no branches) keeps ``target``'s."""
-  import jax
-  for part in ("stem", "blocks", "head", "branches"):
+  for part in (*BACKBONE_PARTS, "branches"):
     src, dst = nnx.state(getattr(source, part)), nnx.state(getattr(target, part))
     if same_arrays(src, dst) and jax.tree.leaves(src):
       # Copies: the jitted step donates its state.
