@@ -20,6 +20,7 @@ from dnas_ee.models.layers import ArchParam
 from dnas_ee.models.supernet import Supernet, relaxed_architecture
 from dnas_ee.relax import Relaxation
 from dnas_ee.train.frozen import frozen_forward, zero_backbone
+from dnas_ee.train.xla import jit
 
 HARD = Relaxation(hard=True)
 
@@ -118,7 +119,7 @@ def train_step(state: TrainState, batch, *, setup: TrainSetup):
 
 
 def jit_train_step(setup: TrainSetup):
-  return jax.jit(functools.partial(train_step, setup=setup), donate_argnums=0)
+  return jit(functools.partial(train_step, setup=setup), donate_argnums=0)
 
 
 @functools.partial(jax.jit, static_argnums=(0,))

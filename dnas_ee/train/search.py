@@ -30,6 +30,7 @@ from dnas_ee.models.supernet import Supernet, relaxed_architecture, sampled_arch
 from dnas_ee.relax import Relaxation
 from dnas_ee.train.objective import CostContext, ObjectiveSpec, search_objective
 from dnas_ee.train.frozen import frozen_forward, zero_backbone
+from dnas_ee.train.xla import jit
 
 ORDERS = ("first", "second", "single_level")
 
@@ -205,4 +206,4 @@ def search_step(state: SearchState, train_batch, val_batch, ctx: CostContext, *,
 
 def jit_search_step(setup: SearchSetup):
   """The jitted step, state donated (its buffers are reused for the new state)."""
-  return jax.jit(functools.partial(search_step, setup=setup), donate_argnums=0)
+  return jit(functools.partial(search_step, setup=setup), donate_argnums=0)
