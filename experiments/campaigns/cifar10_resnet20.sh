@@ -17,4 +17,6 @@ for seed in 0 1 2; do
       --no-progress
   fi
   python experiments/analysis/cifar10_resnet20/make_table.py --workdir "$RUNS/sweep"
+  python experiments/analysis/cifar10_resnet20/trained_backbone_pair.py --runs "$RUNS" \
+    --out experiments/results/cifar10_resnet20/trained_backbone_pair.md
 done
