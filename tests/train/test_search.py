@@ -36,6 +36,7 @@ def test_schedules_do_not_retrace_the_step(tiny_config):
 
 FOUR_DEVICES = r"""
 import json
+import os
 import jax, numpy as np
 from jax.sharding import Mesh
 from support.runs import tiny_overrides
@@ -61,12 +62,10 @@ apply_overrides(config, tiny_overrides() + [
 out, grads = {}, {}
 # "ynn": one device again, compiled with XLA:CPU's YNNPACK fusions (dnas_ee.train.xla turns them
 # off): the same program in another reduction order.
-for n in (1, 4, "ynn"):
+for n, devices in ((1, 1), (4, 4), ("ynn", 1)):
   if n == "ynn":
-    import os
     os.environ["DNAS_EE_YNN_FUSIONS"] = "on"
-  run = pipeline.prepare_search(config, mesh=Mesh(np.array(jax.devices()[:n if n != "ynn" else 1]),
-                                                  ("data",)))
+  run = pipeline.prepare_search(config, mesh=Mesh(np.array(jax.devices()[:devices]), ("data",)))
   step_fn, state = jit_search_step(run.setup), run.state
   rngs = jax.random.split(jax.random.key(0), 4)
   g, _ = dnas_jit(lambda s, b: _arch_grads(run.setup, run.ctx, s, *b, rngs))(

@@ -17,7 +17,6 @@ import argparse
 import json
 from pathlib import Path
 
-STEPS_PER_EPOCH = 293          # 37,500 weight-train images at batch 128
 D_METHOD = "dnas exits-only"   # the sweep's label of D
 SWEEP = Path(__file__).resolve().parents[2] / "sweeps" / "cifar10_resnet20.py"
 
@@ -33,13 +32,13 @@ def _train_s(run: Path) -> tuple[float, int]:
   return float(rows[-1]["time_s"]), int(_json(run / "config.json")["retrain"]["steps"])
 
 
-def _cache_build_s(cache_root: Path, backbone: Path) -> float | None:
-  """``build_s`` of the feature cache built from ``backbone`` (None: not found)."""
+def _cache_meta(cache_root: Path, backbone: Path) -> dict:
+  """``meta.json`` of the feature cache built from ``backbone`` ({}: not found)."""
   for meta in cache_root.glob("*/meta.json"):
     m = _json(meta)
-    if Path(m.get("backbone", "")).resolve() == backbone.resolve() and "build_s" in m:
-      return float(m["build_s"])
-  return None
+    if Path(m.get("backbone", "")).resolve() == backbone.resolve():
+      return m
+  return {}
 
 
 def pair(runs: Path, seed: int, cache_root: Path) -> dict:
@@ -58,16 +57,23 @@ def pair(runs: Path, seed: int, cache_root: Path) -> dict:
   if not (d / "summary.json").exists():
     return row
   summary, timing = _json(d / "summary.json"), _json(d / "timing.json")
+  meta = _cache_meta(cache_root, second)
+  # An epoch of S: its weight-train images (the cache holds the same split) at S's batch.
+  batch = _json(second / "config.json")["retrain"]["batch_size"]
   row.update(member=d.name, search_s=float(timing["search_s"]),
              search_steps=int(_json(d / "config.json")["search"]["steps"]),
-             cache_build_s=_cache_build_s(cache_root, second),
+             cache_build_s=meta.get("build_s"),
+             epoch_steps=meta["train"] / batch if "train" in meta else None,
              final_exit_accuracy=summary["early_exit"]["final_exit_accuracy"],
              early_exit_accuracy=summary["early_exit"]["accuracy"])
   return row
 
 
 def markdown(rows: list[dict]) -> str:
-  epoch = lambda r: r["static_train_s"] / r["static_steps"] * STEPS_PER_EPOCH
+  def in_epochs(r):   # D's search in epochs of S's training, where the cache says an epoch
+    if r["epoch_steps"] is None:
+      return ""
+    return f", {r['search_s'] / (r['static_train_s'] / r['static_steps'] * r['epoch_steps']):.2f} epochs of S"
   lines = [
       "| seed | S: static training (2 cycles) | D: frozen exit search (cache build included) "
       "| D / S | feature cache build | S static test acc. | D final exit test acc. "
@@ -82,8 +88,8 @@ def markdown(rows: list[dict]) -> str:
       continue
     build = r["cache_build_s"]
     lines.append(
-        f"| {r['seed']} | {s} | {r['search_s'] / 60:.1f} min ({r['search_steps']} steps, "
-        f"{r['search_s'] / epoch(r):.2f} epochs of S) | {r['search_s'] / r['static_train_s']:.3f} | "
+        f"| {r['seed']} | {s} | {r['search_s'] / 60:.1f} min ({r['search_steps']} steps"
+        f"{in_epochs(r)}) | {r['search_s'] / r['static_train_s']:.3f} | "
         + (f"{build / 60:.1f} min" if build is not None else "not found") + " | "
         f"{100 * r['static_accuracy']:.2f}% | {100 * r['final_exit_accuracy']:.2f}% | "
         f"{100 * r['early_exit_accuracy']:.2f}% |")
