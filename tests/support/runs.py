@@ -22,6 +22,15 @@ def tiny_overrides():
           "--config.retrain.batch_size=32"]
 
 
+# One exit after block 1, one slot of two ops, two widths: for tests of processes, executors
+# and sweeps rather than of the space, whose programs then compile in about a third of the
+# tiny space's time (append to ``tiny_overrides()`` or ``support.sweep.TINY``).
+ONE_EXIT_SPACE = ["--config.space.exit_positions=(1,)", "--config.space.branch_depth=1",
+                  "--config.space.branch_resolutions=(2,)",
+                  "--config.space.branch_ops=('conv3_s2_x1', 'identity')",
+                  "--config.space.bits=(4, 8)"]
+
+
 def subprocess_env(devices: int = 1):
   """This process's environment with ``devices`` host devices, the repo and ``tests/`` (for
   ``support``) on the path."""
