@@ -243,17 +243,29 @@ class ObjectiveCosts:
       return self.costs.column(costs, "edp")
     return np.asarray(costs) @ self.weights
 
+  def _factor_columns(self) -> list[int]:
+    """EDP's additive factors: the latency and energy columns of ``costs.metrics``."""
+    return [self.costs.metrics.index("latency_s"), self.costs.metrics.index("energy_j")]
+
   @property
   def cumulative(self) -> np.ndarray:
-    """``[E]`` cost of leaving at each exit with every earlier branch evaluated."""
-    return self.vector(self.costs.cumulative)
+    """The threshold search's ``cum_cost``: ``[E]`` cost of leaving at each exit with every
+    earlier branch evaluated; for ``'edp'`` ``[E, 2]``, the latency and the energy of
+    leaving there (each additive over layers, so each can be pruned; their product is the
+    sample's EDP, ``dnas_ee.exits.thresholds``)."""
+    if self.weights is None:
+      return self.costs.cumulative[:, self._factor_columns()]
+    return self.costs.cumulative @ self.weights
 
   @property
   def branch(self) -> np.ndarray | None:
-    """``[E-1]`` each early exit's branch (for pruning dead exits in a calibration), or
-    None where pruning is not a subtraction (EDP; branches on another core)."""
-    if self.weights is None or not self.costs.additive:
+    """The threshold search's ``branch_cost``: ``[E-1]`` each early exit's branch (``[E-1,
+    2]`` latency and energy for ``'edp'``), for pruning dead exits in a calibration; None
+    where pruning is not a subtraction (branches on another core)."""
+    if not self.costs.additive:
       return None
+    if self.weights is None:
+      return self.costs.branch[:, self._factor_columns()]
     return self.costs.branch @ self.weights
 
 
@@ -263,7 +275,7 @@ def objective_costs(objective: str, costs: NetworkCosts, static: NetworkCosts,
 
   Args:
     objective: ``config.hw.objective``: ``'macs'``, ``'bitops'``, ``'latency'``, ``'energy'``,
-      ``'edp'`` (latency x energy of each exit; not additive, so no pruning) or
+      ``'edp'`` (latency x energy of each exit, each factor pruned on its own) or
       ``'weighted'`` (``metric_weights`` over the metrics, each relative to the
       static backbone).
     costs: the early-exit network's costs.

@@ -235,3 +235,24 @@ def test_log_penalty_gradients_match_finite_differences(objective):
 
     assert spec.penalty == "log"
     check_grads(penalty, args, order=1, modes=["rev"], eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+def test_edp_objective_gives_the_threshold_search_latency_and_energy_to_prune():
+  """For 'edp' the calibration's costs are the two additive factors; their product at each
+  exit is the exit's EDP, and pruning subtracts each branch from each factor."""
+  from dnas_ee.cost.network import NetworkCosts, objective_costs
+  metrics = ("macs", "latency_s", "energy_j")
+  cumulative = np.array([[10.0, 2.0, 3.0], [20.0, 4.0, 5.0], [30.0, 6.0, 7.0]])
+  branch = np.array([[1.0, 0.5, 0.25], [2.0, 1.0, 0.5]])
+  costs = NetworkCosts(metrics, cumulative, branch, True, None, None)
+  obj = objective_costs("edp", costs, costs)
+  np.testing.assert_array_equal(obj.cumulative, cumulative[:, 1:])
+  np.testing.assert_array_equal(obj.branch, branch[:, 1:])
+  np.testing.assert_allclose(np.prod(obj.cumulative, -1), costs.column(cumulative, "edp"))
+  assert obj.reference == 6.0 * 7.0
+  # exit 0 pruned, a sample leaving at exit 1: (4 - 0.5) x (5 - 0.25)
+  np.testing.assert_allclose(np.prod(costs.deployed([np.inf, 0.5])[1, 1:]), 3.5 * 4.75)
+  linear = objective_costs("latency", costs, costs)
+  assert linear.cumulative.shape == (3,) and linear.branch.shape == (2,)
+  multicore = NetworkCosts(metrics, cumulative, branch, False, None, None)
+  assert objective_costs("edp", multicore, multicore).branch is None

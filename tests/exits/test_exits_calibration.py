@@ -109,6 +109,36 @@ def test_pruned_calibration_sets_dead_thresholds_to_inf():
   assert unpruned.thresholds[1] == 0.95 and unpruned.dead_exits == cal.dead_exits
 
 
+def test_edp_calibration_prunes_latency_and_energy_then_multiplies():
+  """An exit that fires for 1 sample in 100 costs every other sample its branch. Pricing
+  EDP per exit with nothing pruned (the old rule) keeps it; pruning each factor removes it.
+  Backbone latency = energy = 1 per segment, each branch 1: leaving at exit 0, 1 or the
+  final exit costs (2, 4, 6) in both factors with every branch run."""
+  n = 100
+  conf = np.full((n, 3), 0.1)
+  conf[0, 0] = 0.99             # exit 0 would take sample 0 alone
+  conf[:90, 1] = 0.99           # exit 1 takes 90%
+  correct = np.ones((n, 3), bool)
+  factors = np.array([[2.0, 2.0], [4.0, 4.0], [6.0, 6.0]])     # [E, (latency, energy)]
+  branch = np.ones((2, 2))
+  cands = [np.array([INF, 0.99]), np.array([INF, 0.99])]
+  # both exits: 0.01 * 2*2 + 0.89 * 4*4 + 0.1 * 6*6 = 17.88
+  both = evaluate_thresholds(conf, correct, factors, [0.99, 0.99], branch_cost=branch)
+  assert both["expected_cost"] == pytest.approx(17.88)
+  # exit 0 pruned: 0.9 * (4-1)*(4-1) + 0.1 * (6-1)*(6-1) = 10.6 (not 16 - 1 and 36 - 1);
+  # the backbone alone (both pruned): 4*4 = 16
+  cal = calibrate_accuracy_floor(conf, correct, factors, max_drop=0.0, candidates=cands,
+                                 branch_cost=branch)
+  assert cal.pruned and list(cal.thresholds[:2]) == [INF, 0.99]
+  assert cal.expected_cost == pytest.approx(10.6) and cal.final_only_cost == pytest.approx(16.0)
+  # without pruning, disabling exit 0 saves nothing (18 > 17.88): the exit stays
+  unpruned = calibrate_accuracy_floor(conf, correct, factors, max_drop=0.0, candidates=cands)
+  assert list(unpruned.thresholds[:2]) == [0.99, 0.99]
+  assert unpruned.expected_cost == pytest.approx(17.88)
+  with pytest.raises(ValueError, match="branch_cost must have shape"):
+    evaluate_thresholds(conf, correct, factors, [INF, INF], branch_cost=np.ones(2))
+
+
 def test_final_exit_always_fires_and_single_exit_network():
   cal = calibrate_budget(CONF[:, -1:], CORRECT[:, -1:], CUM_COST[-1:], budget=1.0,
                          reference_cost=4.0)

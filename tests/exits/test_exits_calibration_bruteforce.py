@@ -1,4 +1,5 @@
-"""Calibration against a plain python loop over every threshold combination."""
+"""Calibration against a plain python loop over every threshold combination, with one
+cost per exit or a product of additive factors (EDP: latency x energy)."""
 from __future__ import annotations
 
 import itertools
@@ -24,10 +25,12 @@ def plain_eval(conf, correct, cum_cost, tau, branch_cost=None):
   dead = [k for k in range(num_exits - 1) if k not in exits]
   total = 0.0
   for j in exits:
-    cost = cum_cost[j]
+    cost = np.array(cum_cost[j], float)         # a number, or [F] factors
     if branch_cost is not None:
-      cost -= sum(branch_cost[k] for k in dead if k < j)
-    total += cost
+      for k in dead:
+        if k < j:
+          cost = cost - branch_cost[k]
+    total += float(np.prod(cost))               # each factor pruned, then multiplied
   return sum(bool(correct[i, j]) for i, j in enumerate(exits)), total / n, exits
 
 
@@ -46,13 +49,17 @@ def cases(draw, max_exits=4):
                                 max_size=n * num_exits))).reshape(n, num_exits)
   correct = np.array(draw(st.lists(st.booleans(), min_size=n * num_exits,
                                    max_size=n * num_exits))).reshape(n, num_exits)
-  # integer costs: ties are genuine, never rounding noise; not necessarily monotone
-  cum_cost = np.array(draw(st.lists(st.integers(0, 20), min_size=num_exits,
-                                    max_size=num_exits)), float)
+  # integer costs: ties are genuine, never rounding noise; not necessarily monotone.
+  # factors: () one cost per exit, (2,) two additive factors whose product is the cost.
+  factors = draw(st.sampled_from([(), (2,)]))
+  size = num_exits * (factors[0] if factors else 1)
+  cum_cost = np.array(draw(st.lists(st.integers(0, 20), min_size=size, max_size=size)),
+                      float).reshape(num_exits, *factors)
   branch_cost = None
   if draw(st.booleans()):
-    branch_cost = np.array(draw(st.lists(st.integers(0, 3), min_size=num_exits - 1,
-                                         max_size=num_exits - 1)), float)
+    size = (num_exits - 1) * (factors[0] if factors else 1)
+    branch_cost = np.array(draw(st.lists(st.integers(0, 3), min_size=size, max_size=size)),
+                           float).reshape(num_exits - 1, *factors)
   candidates = []
   for _ in range(num_exits - 1):
     cand = draw(st.lists(st.sampled_from(LEVELS + (np.inf, -np.inf)), min_size=1, max_size=3,
@@ -118,7 +125,7 @@ def test_accuracy_floor_matches_brute_force(case, max_drop):
 @given(cases(), st.sampled_from([0.25, 0.5, 0.75, 1.0]))
 def test_budget_matches_brute_force(case, budget):
   conf, correct, cum_cost, branch_cost, candidates = case
-  reference = float(cum_cost.max()) + 1.0
+  reference = float(np.prod(cum_cost.reshape(len(cum_cost), -1), axis=1).max()) + 1.0
   table = all_settings(conf, correct, cum_cost, candidates, branch_cost)
   want = budget_optimum(table, budget * reference)
   try:
@@ -185,7 +192,7 @@ def test_approximate_search_guarantees(case, options, mode):
         conf, correct, cum_cost, max_drop=5.0, candidates=candidates, branch_cost=branch_cost,
         exhaustive_limit=0, options=options)
   else:
-    reference = float(cum_cost.max()) + 1.0
+    reference = float(np.prod(cum_cost.reshape(len(cum_cost), -1), axis=1).max()) + 1.0
     target = 0.6 * reference
     want = budget_optimum(table, target)
     run = lambda: calibrate_budget(   # noqa: E731

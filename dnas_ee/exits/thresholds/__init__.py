@@ -26,6 +26,13 @@ removed, so
 The returned thresholds of a pruned calibration set dead exits to ``+inf``, so the
 settings reproduce the reported cost on any data.
 
+Products of additive costs (EDP). A sample's energy-delay product is not additive over
+layers, but its two factors are: ``cum_cost`` may be ``[E, F]`` (and ``branch_cost``
+``[E-1, F]``), ``F`` additive factors pruned one by one, the cost of leaving at ``j`` their
+product (``cost_j = prod_f cost_j[f]``; the expected cost is still ``sum_j rate_j *
+cost_j``). Without it, a calibration for EDP would price a disabled exit's branch as if it
+still ran, and prefer exits that fire for almost no sample to removing them.
+
 Search. Every early exit takes its threshold from a candidate list (``+inf`` plus
 quantiles of its confidences, ``candidate_thresholds``). When the cartesian product
 of the lists has at most ``exhaustive_limit`` settings, all of them are evaluated,

@@ -30,10 +30,15 @@ def _check_data(conf, correct, cum_cost, branch_cost=None):
       raise ValueError("correct must be boolean (or 0/1): whether exit j's prediction is right")
     correct = correct.astype(bool)
   _, num_exits = conf.shape
-  cum_cost = _check_costs(cum_cost, (num_exits,), "cum_cost", "[E], one per exit, final last")
+  cum_cost = np.asarray(cum_cost, dtype=np.float64)
+  factors = cum_cost.shape[1:]   # () or (F,): the cost is the product of F additive factors
+  what = "[E], one per exit, final last (or [E, F]: F factors whose product is the cost)"
+  if cum_cost.ndim not in (1, 2) or (cum_cost.ndim == 2 and factors[0] < 1):
+    raise ValueError(f"cum_cost must have shape {what}, got {cum_cost.shape}")
+  cum_cost = _check_costs(cum_cost, (num_exits, *factors), "cum_cost", what)
   if branch_cost is not None:
-    branch_cost = _check_costs(branch_cost, (num_exits - 1,), "branch_cost",
-                               "[E-1], one per early exit")
+    branch_cost = _check_costs(branch_cost, (num_exits - 1, *factors), "branch_cost",
+                               "[E-1], one per early exit (with cum_cost's factors)")
     if np.any(branch_cost < 0):
       raise ValueError("branch_cost must be >= 0: the cost of each early exit's branch alone")
   return conf, correct, cum_cost, branch_cost

@@ -102,15 +102,25 @@ def _grid(conf, correct, candidates: list[np.ndarray]):
 
 def _exit_costs(counts: np.ndarray, cum_cost: np.ndarray, branch_cost) -> np.ndarray:
   """Cost ``[m, E]`` of leaving at each exit under each setting (dead exits pruned if
-  ``branch_cost`` is given)."""
+  ``branch_cost`` is given); ``[E, F]`` factors are pruned one by one, then multiplied."""
   if branch_cost is None:
-    return np.broadcast_to(cum_cost, counts.shape)
-  return pruned_exit_costs(cum_cost, branch_cost, counts[:, :-1] == 0)
+    costs = np.broadcast_to(cum_cost, counts.shape + cum_cost.shape[1:])
+  else:
+    costs = pruned_exit_costs(cum_cost, branch_cost, counts[:, :-1] == 0)
+  return costs if cum_cost.ndim == 1 else np.prod(costs, axis=-1)
 
 
 def _expected_cost(counts, cum_cost, branch_cost) -> np.ndarray:
   n = counts[0].sum()
   return (counts * _exit_costs(counts, cum_cost, branch_cost)).sum(1) / n
+
+
+def cost_scale(cum_cost: np.ndarray) -> float:
+  """The largest ``|cost|`` of leaving at one exit, nothing pruned (ties are relative to it)."""
+  cum_cost = np.asarray(cum_cost, np.float64)
+  per_exit = cum_cost if cum_cost.ndim == 1 else np.prod(cum_cost, axis=-1)
+  scale = float(np.max(np.abs(per_exit)))
+  return scale if scale > 0 else 1.0
 
 
 def exit_assignment(conf, thresholds) -> np.ndarray:
@@ -138,9 +148,10 @@ def evaluate_thresholds(conf, correct, cum_cost, thresholds, branch_cost=None) -
   Args:
     conf: float ``[n, E]`` confidences.
     correct: bool ``[n, E]``.
-    cum_cost: float ``[E]``, cost of leaving at each exit (module docstring).
+    cum_cost: float ``[E]``, cost of leaving at each exit (module docstring), or ``[E, F]``:
+      ``F`` additive factors whose product is the cost (EDP: latency and energy).
     thresholds: ``[E-1]`` or ``[E]`` (final ``-inf``).
-    branch_cost: optional ``[E-1]``; prune dead exits' branches from the cost.
+    branch_cost: optional ``[E-1]`` (``[E-1, F]``); prune dead exits' branches from the cost.
 
   Returns:
     dict with ``accuracy`` (float), ``expected_cost`` (float), ``exit_rates``

@@ -9,7 +9,7 @@ import numpy as np
 from dnas_ee.exits.thresholds.checks import _check_candidates, _check_data
 from dnas_ee.exits.thresholds.descent import SearchOptions, _approximate, _best, _Objective, _settings
 from dnas_ee.exits.thresholds.grid import (
-    _evaluate_direct, _expected_cost, _grid, _pareto_indices, candidate_thresholds)
+    _evaluate_direct, _expected_cost, _grid, _pareto_indices, candidate_thresholds, cost_scale)
 from dnas_ee.exits.thresholds.results import Calibration, ParetoFront
 
 MODES = ("accuracy_floor", "budget")
@@ -21,13 +21,8 @@ def _front(settings, counts, hits, cum_cost, branch_cost, exact) -> ParetoFront:
   num_correct = hits.sum(1)
   return ParetoFront(thresholds=settings, accuracy=num_correct / n, cost=cost,
                      exit_rates=counts / n,
-                     pareto=_pareto_indices(num_correct, cost, _scale(cum_cost)),
+                     pareto=_pareto_indices(num_correct, cost, cost_scale(cum_cost)),
                      exact=exact, num_samples=n)
-
-
-def _scale(cum_cost: np.ndarray) -> float:
-  scale = float(np.max(np.abs(cum_cost)))
-  return scale if scale > 0 else 1.0
 
 
 def _prepare(conf, correct, cum_cost, candidates, branch_cost, num_candidates):
@@ -82,7 +77,7 @@ def _calibrate(conf, correct, cum_cost, candidates, branch_cost, num_candidates,
   conf, correct, cum_cost, branch_cost, candidates = _prepare(
       conf, correct, cum_cost, candidates, branch_cost, num_candidates)
   n = conf.shape[0]
-  scale = _scale(cum_cost)
+  scale = cost_scale(cum_cost)
   final_counts = np.zeros((1, conf.shape[1]), np.int64)
   final_counts[0, -1] = n
   final_only_cost = float(_expected_cost(final_counts, cum_cost, branch_cost)[0])
