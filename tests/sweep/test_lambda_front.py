@@ -1,6 +1,7 @@
 """A one-shot lambda sweep (search, derive, inherited): the searched cost falls as lambda rises."""
 import json
 
+from support.runs import ONE_EXIT_SPACE
 from support.sweep import ROOT, TINY
 from dnas_ee.sweep import run_sweep
 from dnas_ee.sweep.front import front_rows, write_front
@@ -8,7 +9,8 @@ from dnas_ee.sweep.front import front_rows, write_front
 
 def test_lambda_sweep_traces_a_front_whose_cost_falls(tmp_path):
   sweep = tmp_path / "lambda_sweep.py"
-  overrides = TINY + ["--config.hw.objective=bitops", "--config.search.warmup_steps=2"]
+  overrides = TINY + ONE_EXIT_SPACE + ["--config.hw.objective=bitops",
+                                       "--config.search.warmup_steps=2"]
   settings = {f"lambda {lam}": [f"--config.loss.lam.kind=constant", f"--config.loss.lam.start={lam}",
                                 f"--config.loss.lam.end={lam}"] for lam in (0.0, 30.0)}
   sweep.write_text(

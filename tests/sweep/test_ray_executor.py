@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from support.runs import ROOT, tiny_overrides
+from support.runs import ONE_EXIT_SPACE, ROOT, tiny_overrides
 from dnas_ee import cli
 from dnas_ee.config import ConfigError
 from dnas_ee.sweep import SweepError, run_sweep, sweep_members, write_table
@@ -23,10 +23,11 @@ COMPARED = ("config", "setting", "method", "seed", "dir", "accuracy", "static_ac
 
 
 def _sweep_file(tmp_path):
-  """2 methods x 2 seeds; one bit width, so each seed's static backbone is shared by both
+  """2 methods x 2 seeds on the one-exit space; one bit width, so each seed's static
+  backbone is shared by both
   methods (dnas searches, hand_placed does not)."""
   path = tmp_path / "ray_sweep.py"
-  overrides = tiny_overrides() + ["--config.space.bits=(8,)"]
+  overrides = tiny_overrides() + ONE_EXIT_SPACE + ["--config.space.bits=(8,)"]
   path.write_text(f"def get_sweep():\n  return dict(configs={{'d': '{ROOT}/experiments/configs/"
                   f"digits.py'}}, overrides={overrides!r}, methods=['dnas', 'hand_placed'], "
                   f"seeds=(0, 1), resources=dict(cpus=1))\n")
