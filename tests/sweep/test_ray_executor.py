@@ -24,8 +24,7 @@ COMPARED = ("config", "setting", "method", "seed", "dir", "accuracy", "static_ac
 
 def _sweep_file(tmp_path):
   """2 methods x 2 seeds on the one-exit space; one bit width, so each seed's static
-  backbone is shared by both
-  methods (dnas searches, hand_placed does not)."""
+  backbone is shared by both methods (dnas searches, hand_placed does not)."""
   path = tmp_path / "ray_sweep.py"
   overrides = tiny_overrides() + ONE_EXIT_SPACE + ["--config.space.bits=(8,)"]
   path.write_text(f"def get_sweep():\n  return dict(configs={{'d': '{ROOT}/experiments/configs/"
