@@ -2,7 +2,7 @@
 size per part (backbone, exit branches, head, objective with the cost layer, optimizers).
 
 Run:  python experiments/benchmarks/compile_parts.py --spaces digits,cifar10_resnet20 \
-        --modes softmax,sampled [--exits scan,unrolled] [--compile [--steps 3]] [--out FILE] \
+        --modes softmax,sampled [--exits scan,vmap,unrolled] [--compile [--steps 3]] [--out FILE] \
         [--config.a.b=v ...]
 
 For each space (synthetic inputs, as ``search_step.py``) and ``search.mixture_mode`` it
@@ -12,13 +12,15 @@ were traced in (``dnas_ee.models.supernet.Supernet.__call__``, ``dnas_ee.train.s
 and the StableHLO operations of the lowered module (what XLA receives); ``--compile``
 adds XLA's compile time and the size of the serialized executable (loading it is what a
 persistent-cache hit costs) and ``--steps`` the seconds per step. ``--exits scan`` measures
-the program with the exit branches of one stage as one scan (``Supernet.scan_exits``). No
-persistent cache is used here.
+the program with the exit branches of one stage as one scan (``Supernet.scan_exits``),
+``--exits vmap`` as one vmap (``vmapped_exits``, an experiment). No persistent cache is
+used here.
 """
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import re
 import sys
@@ -37,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dnas_ee import pipeline  # noqa: E402
 from dnas_ee.config import apply_overrides, load_config_file  # noqa: E402
+from dnas_ee.models import supernet  # noqa: E402
 from dnas_ee.train.search import jit_search_step, split_model  # noqa: E402
 from search_step import SPACES, synthetic_data  # noqa: E402
 
@@ -74,6 +77,45 @@ def with_exits(run, scan: bool):
   model = nnx.merge(run.setup.graphdef, run.state.params, run.state.arch, run.state.stats)
   model.scan_exits = scan
   return dataclasses.replace(run.setup, graphdef=split_model(model)[0])
+
+
+def vmapped_exits(self, group, features, arch, train):
+  """``Supernet._scanned_exits`` with ``jax.vmap`` in place of ``lax.scan`` (``--exits vmap``,
+  an experiment kept here, not in the library: the stacked weights make each branch
+  convolution one grouped convolution at the program's top level). Softmax mode only: in
+  sampled mode a vmapped ``lax.switch`` with a per-exit index runs every candidate."""
+  stack = lambda *leaves: jnp.stack(leaves)
+  branches = [self.branches[j] for j in group]
+  graphdef = nnx.graphdef(branches[0])
+  stacked = (jax.tree.map(stack, *[nnx.state(b) for b in branches]),
+             jnp.stack([supernet.scale_gradient(features[j], self.branch_grad_scale)
+                        for j in group]),
+             jnp.stack([arch.ops[j] for j in group]),
+             jax.tree.map(stack, *[supernet._widths(arch, arch.branch_bits[j]) for j in group]))
+  bits = self.space.branch_bits[group[0]]
+
+  def one_exit(state, feature, ops, widths):
+    branch = nnx.merge(graphdef, state)
+    out = branch(feature, ops, bits, widths, train, single_path=arch.single_path)
+    return out, nnx.state(branch, nnx.BatchStat)
+
+  logits, stats = jax.vmap(one_exit)(*stacked)
+  if train:
+    for i, branch in enumerate(branches):
+      nnx.update(branch, jax.tree.map(lambda leaf: leaf[i], stats))
+  return [logits[i] for i in range(len(group))]
+
+
+@contextlib.contextmanager
+def exits_mode(mode: str):
+  """Runs the block with the stacked exits scanned (the library's) or vmapped."""
+  scanned = supernet.Supernet._scanned_exits
+  if mode == "vmap":
+    supernet.Supernet._scanned_exits = vmapped_exits
+  try:
+    yield
+  finally:
+    supernet.Supernet._scanned_exits = scanned
 
 
 def measure(config, compile_too: bool, scan_exits: bool = False, steps: int = 0) -> dict:
@@ -126,7 +168,8 @@ def main():
   parser.add_argument("--compile", action="store_true", help="also compile (minutes on ResNet-20)")
   parser.add_argument("--exits", default="unrolled",
                       help="comma-separated: unrolled (each branch on its own: the library's "
-                           "default), scan (same-structure exit branches as one lax.scan)")
+                           "default), scan (same-structure exit branches as one lax.scan), "
+                           "vmap (the same as one jax.vmap: an experiment, softmax mode)")
   parser.add_argument("--steps", type=int, default=0, help="with --compile: time this many steps")
   parser.add_argument("--out", default="")
   args, rest = parser.parse_known_args()
@@ -144,7 +187,8 @@ def main():
       apply_overrides(config, extra + [f"--config.search.batch_size={args.batch}",
                                        f"--config.search.mixture_mode={mode}", *overrides])
       for exits in filter(None, args.exits.split(",")):
-        r = measure(config, args.compile, exits == "scan", args.steps)
+        with exits_mode(exits):
+          r = measure(config, args.compile, exits in ("scan", "vmap"), args.steps)
         results["spaces"][space][f"{mode}/{exits}"] = r
         print(f"{space} {mode} exits={exits}: trace {r['trace_s']:.1f} s, lower {r['lower_s']:.1f} s"
               + (f", XLA {r['xla_s']:.1f} s" if "xla_s" in r else "")
