@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from support.runs import tiny_overrides, warm_config
+from support.runs import ONE_EXIT_SPACE, tiny_overrides, warm_config
 from dnas_ee.cli import main
 from dnas_ee.config import ConfigError, apply_overrides, base_config
 
@@ -146,6 +146,28 @@ def test_frozen_run_keeps_the_static_final_exit(static_run, tmp_path, feature_ca
   np.testing.assert_allclose(final, reference, rtol=1e-5, atol=1e-5)
   np.testing.assert_array_equal(final.argmax(-1), reference.argmax(-1))
   assert summary["early_exit"]["final_exit_accuracy"] == static["static"]["accuracy"]
+
+
+def test_a_frozen_search_is_evaluated_inherited_as_a_lambda_sweep_does(static_run, tmp_path,
+                                                                         feature_cache_dir):
+  """The one-shot stage of a lambda sweep (search, derive, inherited) on a frozen backbone
+  (experiments/sweeps/lambda_cifar10_frozen.py): its static reference, the supernet with no
+  exit, is the trained backbone, so it scores the static network's test accuracy."""
+  from dnas_ee.stages.inherited import evaluate_inherited
+  from dnas_ee.stages.run_dir import load_run_config
+  workdir = tmp_path / "L"
+  args = ["--workdir", str(workdir), "--no-progress"]
+  assert main(["search", "--config", "experiments/configs/digits.py", *args, *tiny_overrides(),
+               *ONE_EXIT_SPACE, f"--config.init.backbone='{static_run}'",
+               "--config.search.backbone='frozen'", "--config.space.bits=(8,)",
+               "--config.loss.lam.kind='constant'",
+               "--config.loss.lam.start=2.0", "--config.loss.lam.end=2.0"]) == 0
+  assert main(["derive", *args]) == 0
+  result = evaluate_inherited(load_run_config(workdir), workdir)
+  static = json.loads((static_run / "summary.json").read_text())["static"]
+  assert result["static"]["accuracy"] == pytest.approx(static["accuracy"], abs=1e-9)
+  assert result["static"]["exit_rates"][-1] == sum(result["static"]["exit_rates"])
+  assert 0.0 <= result["derived"]["accuracy"] <= 1.0 and result["searched_ratio"] > 0
 
 
 def test_frozen_needs_a_backbone():
