@@ -82,3 +82,72 @@ def check_groups(cin: int, cout: int, groups: int) -> None:
   if groups != 1 and not groups == cin == cout:
     raise ValueError(f"conv2d supports groups=1 or depthwise groups == cin == cout; got "
                      f"groups={groups}, cin={cin}, cout={cout}")
+
+
+def _windows(x, k: int, stride: int) -> list:
+  """The ``k x k`` SAME windows of NHWC ``x``: ``k * k`` arrays ``[B, Ho, Wo, C]``, row-major."""
+  h, wd = x.shape[1:3]
+  (ho, lo_h, hi_h), (wo, lo_w, hi_w) = _same_padding(h, k, stride), _same_padding(wd, k, stride)
+  xp = jnp.pad(x, [(0, 0), (lo_h, hi_h), (lo_w, hi_w), (0, 0)])
+  return [xp[:, i:i + (ho - 1) * stride + 1:stride, j:j + (wo - 1) * stride + 1:stride, :]
+          for i in range(k) for j in range(k)]
+
+
+def _im2col(x, k: int, stride: int):
+  """``[B, Ho, Wo, k k C]``: the windows side by side (the rows of a convolution's matrix)."""
+  windows = _windows(x, k, stride)
+  return windows[0] if k == 1 else jnp.concatenate(windows, axis=-1)
+
+
+def depthwise_windows(x: jax.Array, w: jax.Array, stride: int = 1) -> jax.Array:
+  """A depthwise SAME convolution (``w``: ``[k, k, 1, C]``) as ``k x k`` multiply-adds."""
+  k = w.shape[0]
+  taps = w.reshape(k * k, w.shape[-1])
+  windows = _windows(x, k, stride)
+  out = windows[0] * taps[0]
+  for t in range(1, k * k):
+    out = out + windows[t] * taps[t]
+  return out
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def dense_conv_matmul_grads(x: jax.Array, w: jax.Array, stride: int = 1) -> jax.Array:
+  """A dense SAME convolution (lax's, canonical: XLA:CPU's fast kernel) whose gradients are
+  matrix products of ``x``'s windows: ``dw = cols^T g``, ``dx`` the windows of ``g W^T``
+  added back in place."""
+  return conv2d_autodiff(x, w, stride, 1)
+
+
+def _dense_fwd(x, w, stride):
+  return conv2d_autodiff(x, w, stride, 1), (x, w)
+
+
+def _dense_bwd(stride, residuals, g):
+  x, w = residuals
+  k, cin, cout = w.shape[0], w.shape[2], w.shape[3]
+  cols, to_cols = jax.vjp(lambda x: _im2col(x, k, stride), x)
+  flat = w.reshape(k * k * cin, cout)
+  dw = jnp.einsum("bhwi,bhwo->io", cols, g).reshape(w.shape)
+  (dx,) = to_cols(jnp.einsum("bhwo,io->bhwi", g, flat))
+  return dx, dw
+
+
+dense_conv_matmul_grads.defvjp(_dense_fwd, _dense_bwd)
+
+
+def conv2d_windows(x: jax.Array, w: jax.Array, stride: int = 1, groups: int = 1) -> jax.Array:
+  """``conv2d`` with no convolution that XLA:CPU runs off its fast path: a depthwise one
+  as ``k x k`` multiply-adds of ``x``'s windows (``depthwise_windows``), a dense one as
+  lax's forward convolution with gradients as matrix products of the windows
+  (``dense_conv_matmul_grads``).
+
+  Why: XLA:CPU runs a convolution fast only in its canonical form, and it rewrites depthwise
+  convolutions and the gradients of dense ones (input dilation for a stride, kernel
+  reversal, feature groups) into forms it runs on its generic loop emitter, 100-1000x
+  slower than the same work as a plain convolution: a frozen ResNet-20 exit search spent
+  most of its step in them (docs/benchmarks.md). Slices, products and sums, and their
+  gradients, have no slow form, at the top level of a program or inside a ``lax.switch``.
+  """
+  if groups > 1:
+    return depthwise_windows(x, w, stride)
+  return dense_conv_matmul_grads(x, w, stride)
