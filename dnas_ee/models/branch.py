@@ -51,17 +51,19 @@ def width_states(spec: BranchSpec) -> tuple[tuple[int, ...], ...]:
 class CandidateOp(nnx.Module):
   """One candidate op of a slot (conv/dwsep carry weights; pools and identity none)."""
 
-  def __init__(self, op: OpSpec, cin: int, base_width: int, act: str, *, rngs: nnx.Rngs):
+  def __init__(self, op: OpSpec, cin: int, base_width: int, act: str, *, rngs: nnx.Rngs,
+               conv: str = "switched"):
     self.op = op
     self.act = ACTIVATIONS[act]
     cout = op.out_width(cin, base_width)
-    if op.kind == "conv":   # switched: a sampled search runs the candidate inside lax.switch
-      self.conv = QConv(cin, cout, op.kernel, stride=op.stride, switched=True, rngs=rngs)
+    # conv: 'switched' by default (a sampled search runs the candidate inside lax.switch).
+    if op.kind == "conv":
+      self.conv = QConv(cin, cout, op.kernel, stride=op.stride, impl=conv, rngs=rngs)
       self.bn = batch_norm(cout, rngs)
     elif op.kind == "dwsep":
-      self.depthwise = QConv(cin, cin, op.kernel, stride=op.stride, groups=cin, switched=True,
+      self.depthwise = QConv(cin, cin, op.kernel, stride=op.stride, groups=cin, impl=conv,
                              rngs=rngs)
-      self.pointwise = QConv(cin, cout, 1, signed_input=True, switched=True, rngs=rngs)
+      self.pointwise = QConv(cin, cout, 1, signed_input=True, impl=conv, rngs=rngs)
       self.bn = batch_norm(cout, rngs)
 
   def __call__(self, x, x_quantized, bits, probs, train: bool):
@@ -90,7 +92,8 @@ class ExitBranch(nnx.Module):
   """
 
   def __init__(self, spec: BranchSpec, num_classes: int, act: str, signed_features: bool, *,
-               rngs: nnx.Rngs):
+               rngs: nnx.Rngs, conv: str = "switched"):
+    """``conv``: the candidates' convolution (``models.layers.CONV_IMPLS``)."""
     self.spec = spec
     self.width_states = states = width_states(spec)
     self.quantizers = nnx.List()
@@ -98,8 +101,8 @@ class ExitBranch(nnx.Module):
     for slot, names in enumerate(spec.slot_ops):
       cin = max(states[slot])
       self.quantizers.append(ActQuant(signed=signed_features))
-      self.slots.append(nnx.List([CandidateOp(parse_op(n), cin, spec.base_width, act, rngs=rngs)
-                                  for n in names]))
+      self.slots.append(nnx.List([CandidateOp(parse_op(n), cin, spec.base_width, act, rngs=rngs,
+                                              conv=conv) for n in names]))
     self.classifier = QDense(states[-1][-1], num_classes, signed_input=signed_features, rngs=rngs)
     if len(states[-1]) > 1:
       self.narrow_classifiers = nnx.List([

@@ -8,8 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from dnas_ee.models.conv import check_groups, conv2d, conv2d_autodiff
+from dnas_ee.models.conv import check_groups, conv2d, conv2d_autodiff, conv2d_windows
 from dnas_ee.quant import mix_quantized_activations, mix_quantized_weights
+
+
+CONV_IMPLS = {"lax": conv2d_autodiff, "switched": conv2d, "windows": conv2d_windows}
 
 
 class ArchParam(nnx.Variable):
@@ -76,13 +79,17 @@ class QConv(nnx.Module):
   """
 
   def __init__(self, cin: int, cout: int, kernel: int, *, stride: int = 1, groups: int = 1,
-               signed_input: bool | None = None, switched: bool = False, rngs: nnx.Rngs):
-    # ``switched``: the convolution may run inside a ``lax.switch`` branch (a candidate op
-    # of the sampled single-path search), where only ``conv2d``'s hand-written gradient
-    # stays on XLA:CPU's fast path. At the top level the two are within run-to-run noise
-    # (experiments/benchmarks/plain_conv_ab.py), and the backbone keeps lax's gradient,
-    # the one every benchmark in the README was measured with.
-    self.switched = switched
+               signed_input: bool | None = None, impl: str = "lax", rngs: nnx.Rngs):
+    # ``impl`` (``CONV_IMPLS``): 'lax', lax's convolution and gradient (the backbone: every
+    # benchmark in the README was measured with it); 'switched', ``conv2d``, whose
+    # hand-written gradient stays on XLA:CPU's fast path inside a ``lax.switch`` branch (a
+    # candidate op of the sampled single-path search; at the top level the two are within
+    # noise, experiments/benchmarks/plain_conv_ab.py); 'windows', ``conv2d_windows``, no
+    # slow form at all but a longer compile (chosen for a frozen backbone's branches,
+    # whose steps outnumber their compiles: docs/benchmarks.md).
+    if impl not in CONV_IMPLS:
+      raise ValueError(f"unknown convolution impl {impl!r}; use one of {tuple(CONV_IMPLS)}")
+    self.impl = impl
     check_groups(cin, cout, groups)
     fan_in = kernel * kernel * cin // groups
     self.kernel = nnx.Param(scaled_normal(rngs.params(), (kernel, kernel, cin // groups, cout),
@@ -94,7 +101,7 @@ class QConv(nnx.Module):
     if self.in_quant is not None:
       x = self.in_quant(x, bits, probs)
     w = mix_quantized_weights(self.kernel[...], bits, probs)
-    return (conv2d if self.switched else conv2d_autodiff)(x, w, self.stride, self.groups)
+    return CONV_IMPLS[self.impl](x, w, self.stride, self.groups)
 
 
 class QDense(nnx.Module):

@@ -101,11 +101,16 @@ class Supernet(nnx.Module):
 
   def __init__(self, space: SearchSpace, *, rngs: nnx.Rngs, op_logit_init_std: float = 1e-3,
                branch_grad_scale: float = 1.0, threshold_init: float = 0.5,
-               threshold_range: tuple[float, float] | None = None, scan_exits: bool = False):
+               threshold_range: tuple[float, float] | None = None, scan_exits: bool = False,
+               branch_conv: str = "switched"):
     """``threshold_range``: the exit confidence's range ``(lo, hi)``, which the learned
     thresholds never leave (``exits.confidence.confidence_range``); None: the range every
     measure taking the value ``threshold_init`` fits in, ``(-log K, 0)`` for a negative
-    one (``neg_entropy``), else ``(0, 1)`` (``max_prob``, ``margin``)."""
+    one (``neg_entropy``), else ``(0, 1)`` (``max_prob``, ``margin``).
+
+    ``branch_conv``: the exit-branch candidates' convolution (``models.layers.CONV_IMPLS``):
+    'switched' (default), or 'windows' for branches trained on a frozen backbone's cached
+    features, where steps outnumber compiles (``train.setup``, ``train.build``)."""
     self.space = space
     # Same-structure exit branches as one scan (``_scanned_exits``). Off by default: on
     # XLA:CPU it cut ResNet-20's jaxpr in half but XLA's time by 8% only, and the step ran
@@ -121,7 +126,8 @@ class Supernet(nnx.Module):
         for b in spec.blocks])
     self.head = Head(spec, rngs=rngs)
     self.branches = nnx.List([
-        ExitBranch(b, spec.num_classes, spec.activation, spec.signed_features, rngs=rngs)
+        ExitBranch(b, spec.num_classes, spec.activation, spec.signed_features, rngs=rngs,
+                   conv=branch_conv)
         for b in space.branches])
     p, d, k, nb = len(space.branches), space.depth, space.num_ops, space.num_bits
     self.exit_logits = _arch_param(jnp.zeros((p,), jnp.float32))

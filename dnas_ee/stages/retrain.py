@@ -32,7 +32,8 @@ from dnas_ee.stages import shared_training as shared
 from dnas_ee.stages.run_dir import NETWORKS, network_space, train_setup
 from dnas_ee.train import build, loop, parallel, retrain as rt
 from dnas_ee.train.feature_cache import feature_cache
-from dnas_ee.train.setup import frozen_network, load_init_backbone
+from dnas_ee.train.build import frozen_network
+from dnas_ee.train.setup import load_init_backbone
 
 
 class _Training(NamedTuple):

@@ -44,7 +44,7 @@ def training_inputs(config, space) -> dict:
                 retrain=config.retrain.to_dict(), data=config.data.to_dict(),
                 seed=int(config.seed), grad_clip=config.search.grad_clip)
   if config.init.backbone:   # only then: the keys of trainings from scratch stay as they were
-    from dnas_ee.train.setup import frozen_network
+    from dnas_ee.train.build import frozen_network
     inputs.update(init=config.init.to_dict(),
                   backbone_mode="frozen" if frozen_network(config) else "train")
   return inputs

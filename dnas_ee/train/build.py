@@ -160,6 +160,19 @@ def network_exit_costs(config, space: SearchSpace, source: CostSource | None = N
   return costs.cumulative, costs.metrics
 
 
+# The exit branches' convolution (``models.layers.CONV_IMPLS``): on a frozen backbone's
+# cached features the branches are the whole step and steps outnumber compiles, so the form
+# with no slow XLA:CPU kernel ('windows': the step 0.58x, the compile 1.19x on ResNet-20,
+# docs/benchmarks.md); elsewhere the shorter compile ('switched').
+BRANCH_CONV = {True: "windows", False: "switched"}
+
+
+def frozen_network(config) -> bool:
+  """Whether the derived networks keep the trained backbone as it is (weights and bits):
+  a joint frozen search. A staged search changes bits in one stage, so its networks train."""
+  return config.search.backbone == "frozen" and config.search.schedule == "joint"
+
+
 def retrain_setup(config, space: SearchSpace, seed: int, backbone=None):
   """(``TrainSetup``, fresh ``TrainState``) of a derived network's (re)training.
 
@@ -171,7 +184,8 @@ def retrain_setup(config, space: SearchSpace, seed: int, backbone=None):
   from dnas_ee.models.supernet import Supernet
   from dnas_ee.train import retrain as rt
   r = config.retrain
-  model = Supernet(space, rngs=nnx.Rngs(seed), branch_grad_scale=r.exit_grad_scale)
+  model = Supernet(space, rngs=nnx.Rngs(seed), branch_grad_scale=r.exit_grad_scale,
+                   branch_conv=BRANCH_CONV[frozen_network(config)])
   if backbone is not None:
     backbone.copy_into(model)
   tx = weight_optimizer(r.lr, r.momentum, r.weight_decay, r.steps, config.search.grad_clip)

@@ -114,12 +114,6 @@ def frozen_architecture(config) -> bool:
   return config.method.name in SCORED_METHODS and config.method.supernet == "uniform"
 
 
-def frozen_network(config) -> bool:
-  """Whether the derived networks keep the trained backbone as it is (weights and bits):
-  a joint frozen search. A staged search changes bits in one stage, so its networks train."""
-  return config.search.backbone == "frozen" and config.search.schedule == "joint"
-
-
 def carry_weights(source: Supernet, target: Supernet) -> None:
   """Copies every part of ``source`` (stem, blocks, head, branches: weights, clips and
   BatchNorm statistics) into ``target`` where both hold the same arrays; a part whose
@@ -150,9 +144,10 @@ def prepare_search(config, mesh=None, data=None, *, pins: dict | None = None,
   mesh = mesh or parallel.make_mesh(config.mesh.multi_host)
   s = config.search
   parallel.check_batch_size(s.batch_size, mesh, "search.batch_size")
-  model = Supernet(space, rngs=nnx.Rngs(config.seed), threshold_init=config.exits.search_threshold,
-                   threshold_range=confidence_range(config.exits.confidence, data.num_classes))
   frozen = config.search.backbone == "frozen"
+  model = Supernet(space, rngs=nnx.Rngs(config.seed), threshold_init=config.exits.search_threshold,
+                   threshold_range=confidence_range(config.exits.confidence, data.num_classes),
+                   branch_conv=build.BRANCH_CONV[frozen])
   backbone = load_init_backbone(config)
   cache = None
   if backbone is not None:
