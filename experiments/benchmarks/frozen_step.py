@@ -7,9 +7,10 @@ Run:  python experiments/benchmarks/frozen_step.py --workdir RUN [--branch-conv 
 RUN is a run dir whose config searches on a frozen backbone (e.g. a member of the CIFAR-10
 campaign, ``~/dnas-ee-runs/cifar10_resnet20/sweep/*dnas_exits_only_s0*``; its feature cache
 must exist). For each ``--branch-conv``, in a new process: the exit-branch candidates'
-convolutions as the library runs them (``lax``: ``dnas_ee.models.conv.conv2d``) or as
-``conv2d_windows`` (depthwise as multiply-adds of windows, dense gradients as matrix
-products), the step compiled without the persistent cache, then ``--steps`` steps timed
+convolutions as ``dnas_ee.models.conv.conv2d`` (``lax``: lax convolutions with hand-written
+gradients, a frozen search's before 87e2078) or as ``conv2d_windows`` (depthwise as
+multiply-adds of windows, dense gradients as matrix products: a frozen search's now), the
+step compiled without the persistent cache, then ``--steps`` steps timed
 (median). ``--profile`` traces two steps and sums XLA:CPU's convolution thunks by the form
 XLA gave them (feature groups, dilations, kernel reversal): the slow forms show there.
 """
@@ -30,9 +31,10 @@ def measure(workdir: str, branch_conv: str, steps: int, profile: bool) -> dict:
   """One process's figures (called in a child: ``--child``)."""
   import jax
   import numpy as np
-  if branch_conv == "windows":
-    from dnas_ee.models import conv, layers
-    layers.conv2d = conv.conv2d_windows
+  from dnas_ee.models import conv, layers
+  # A frozen search builds its branches with 'windows' (train.build.BRANCH_CONV); the 'lax'
+  # arm puts conv2d, the branches' convolution before that choice, in its place.
+  layers.CONV_IMPLS["windows"] = conv.conv2d_windows if branch_conv == "windows" else conv.conv2d
   jax.config.update("jax_enable_compilation_cache", False)
   from dnas_ee.stages.run_dir import load_run_config
   from dnas_ee.train.search import jit_search_step
