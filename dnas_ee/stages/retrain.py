@@ -32,7 +32,6 @@ from dnas_ee.stages import shared_training as shared
 from dnas_ee.stages.run_dir import NETWORKS, network_space, train_setup
 from dnas_ee.train import build, loop, parallel, retrain as rt
 from dnas_ee.train.feature_cache import feature_cache
-from dnas_ee.train.build import frozen_network
 from dnas_ee.train.setup import load_init_backbone
 
 
@@ -54,7 +53,7 @@ def retrain(config, workdir, *, progress: bool = True, networks=NETWORKS,
   genotype = Genotype.load(workdir / "genotype.json")
   static_space = network_space(genotype, "static")
   steps = int(config.retrain.steps)
-  frozen = frozen_network(config)
+  frozen = build.frozen_network(config)
   backbone = load_init_backbone(config)
   data = None
   trained = []   # the trainings of this call, each a possible source for a later network

@@ -100,6 +100,12 @@ def _grid(conf, correct, candidates: list[np.ndarray]):
   return settings, counts.reshape(total, num_exits), hits.reshape(total, num_exits)
 
 
+def _factor_product(costs: np.ndarray, cum_cost: np.ndarray) -> np.ndarray:
+  """``costs`` shaped as ``cum_cost`` (last axis ``F`` factors when it is ``[E, F]``) as one
+  cost each: the product of the factors."""
+  return costs if cum_cost.ndim == 1 else np.prod(costs, axis=-1)
+
+
 def _exit_costs(counts: np.ndarray, cum_cost: np.ndarray, branch_cost) -> np.ndarray:
   """Cost ``[m, E]`` of leaving at each exit under each setting (dead exits pruned if
   ``branch_cost`` is given); ``[E, F]`` factors are pruned one by one, then multiplied."""
@@ -107,7 +113,7 @@ def _exit_costs(counts: np.ndarray, cum_cost: np.ndarray, branch_cost) -> np.nda
     costs = np.broadcast_to(cum_cost, counts.shape + cum_cost.shape[1:])
   else:
     costs = pruned_exit_costs(cum_cost, branch_cost, counts[:, :-1] == 0)
-  return costs if cum_cost.ndim == 1 else np.prod(costs, axis=-1)
+  return _factor_product(costs, cum_cost)
 
 
 def _expected_cost(counts, cum_cost, branch_cost) -> np.ndarray:
@@ -118,8 +124,7 @@ def _expected_cost(counts, cum_cost, branch_cost) -> np.ndarray:
 def cost_scale(cum_cost: np.ndarray) -> float:
   """The largest ``|cost|`` of leaving at one exit, nothing pruned (ties are relative to it)."""
   cum_cost = np.asarray(cum_cost, np.float64)
-  per_exit = cum_cost if cum_cost.ndim == 1 else np.prod(cum_cost, axis=-1)
-  scale = float(np.max(np.abs(per_exit)))
+  scale = float(np.max(np.abs(_factor_product(cum_cost, cum_cost))))
   return scale if scale > 0 else 1.0
 
 
